@@ -1,0 +1,2 @@
+//! `coffer scan`: hardcoded secrets and posture checks.
+#![forbid(unsafe_code)]

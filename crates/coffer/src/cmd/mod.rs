@@ -1,0 +1,5 @@
+//! One module per subcommand: its clap `Args` and a `run` function.
+
+pub mod scan;
+pub mod serve;
+pub mod storage;

@@ -1,0 +1,50 @@
+//! The `coffer` binary: parses flags and wires the crates together. No logic lives here.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Coffer: Kubernetes-style secrets management in one binary.
+#[derive(Parser)]
+#[command(name = "coffer", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on the embedded store (or etcd with --etcd-servers).
+    Serve(cmd::serve::Args),
+    /// Find hardcoded secrets in code and Git history, and audit manifests, RBAC and encryption.
+    Scan(cmd::scan::Args),
+    /// Offline tools for a Coffer store: status, compaction.
+    #[command(subcommand)]
+    Storage(cmd::storage::Command),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Scan(args) => cmd::scan::run(args),
+        Command::Storage(command) => cmd::storage::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

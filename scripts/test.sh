@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (idempotently) and runs every test, lint and check.
+# Usage: scripts/test.sh            (as root, or with sudo available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- system packages -------------------------------------------------------------------
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v git >/dev/null 2>&1 || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's etcd-server package starts a system etcd on 2379; tests use their own members on
+# free ports, so it is left alone.
+
+# --- checks ------------------------------------------------------------------------------
+echo "test.sh: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test.sh: cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "test.sh: cargo build --benches (benchmarks compile; they are run by scripts/bench.sh)"
+cargo build --workspace --benches --quiet
+
+# --- tests -------------------------------------------------------------------------------
+echo "test.sh: cargo test"
+cargo test --workspace --no-fail-fast -- --include-ignored
