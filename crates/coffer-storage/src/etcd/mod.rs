@@ -126,6 +126,39 @@ impl EtcdStore {
     }
 }
 
+impl EtcdStore {
+    /// Sends a txn, retrying only while the connection cannot even be opened (the request
+    /// never left this process, so it cannot have been applied). Any later failure is
+    /// [`Error::Unavailable`]: the txn may or may not have been applied.
+    async fn send_txn(&self, request: etcd_client::Txn) -> Result<etcd_client::TxnResponse> {
+        let deadline = tokio::time::Instant::now() + self.retry_for;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.client.clone().txn(request.clone()).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if never_sent(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "etcd member unreachable; txn not sent, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+    }
+}
+
+/// True when the request failed while connecting, before any byte of it was sent.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let text = match e {
+        etcd_client::Error::TransportError(t) => t.to_string(),
+        etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable => {
+            s.message().to_owned()
+        }
+        _ => return false,
+    };
+    text.contains("tcp connect error") || text.contains("Connection refused")
+}
+
 fn tls_options(tls: &EtcdTls) -> Result<TlsOptions> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|e| Error::Backend(format!("cannot read {}: {e}", p.display())))
@@ -213,7 +246,7 @@ impl Store for EtcdStore {
             )]);
         }
         let request = request.and_then([then]).or_else([TxnOp::get(key, None)]);
-        let resp = self.client.clone().txn(request).await.map_err(map_err)?;
+        let resp = self.send_txn(request).await?;
         let revision = header_revision(resp.header());
         let mut op = resp.op_responses().into_iter();
         if !resp.succeeded() {
