@@ -106,22 +106,6 @@ impl EmbeddedStore {
     pub fn compacted_revision(&self) -> Revision {
         Revision::new(self.shared.compacted.load(Ordering::Acquire))
     }
-
-    /// Counts the live keys under `prefix`.
-    pub fn count(&self, prefix: &[u8]) -> Result<u64> {
-        let shared = &self.shared;
-        let read = shared.db.begin_read().map_err(|e| shared.backend(e))?;
-        let index = read.open_table(INDEX).map_err(|e| shared.backend(e))?;
-        let mut n = 0;
-        for item in index.range(prefix..).map_err(|e| shared.backend(e))? {
-            let (k, _) = item.map_err(|e| shared.backend(e))?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            n += 1;
-        }
-        Ok(n)
-    }
 }
 
 /// Opens or creates the redb file, turning redb's errors (and its debug-build panics on
