@@ -17,6 +17,19 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Python packages: the official Kubernetes client for the end-to-end client test.
+if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+  echo "test.sh: installing the Python kubernetes client"
+  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes==37.0.2'
+fi
+# kubectl 1.27 ... 1.33 ship beside the Google Cloud SDK's kubectl on this machine kind.
+if [ -d /usr/lib/google-cloud-sdk/bin ]; then
+  export PATH="$PATH:/usr/lib/google-cloud-sdk/bin"
+fi
+for v in 1.27 1.32 1.33; do
+  command -v "kubectl.$v" >/dev/null 2>&1 || { echo "test.sh: kubectl.$v is missing; the end-to-end tests need it" >&2; exit 1; }
+done
+
 # Debian's etcd-server package starts a system etcd on 2379; tests use their own members on
 # free ports, so it is left alone.
 

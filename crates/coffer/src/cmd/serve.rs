@@ -1,17 +1,44 @@
-//! `coffer serve`: until the API server lands, this opens the chosen store and keeps it open,
-//! so a fresh machine can check that storage works end to end.
+//! `coffer serve`: the Kubernetes Secrets API over HTTPS on the embedded store (or etcd).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use coffer_server::{ServeOptions, Server};
+use coffer_storage::KeyLayout;
 
 use super::storage::StoreArgs;
 
 /// Flags of `coffer serve`, named as kube-apiserver names them.
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  coffer serve --data-dir ./coffer-data")]
+#[command(
+    after_help = "Example:\n  coffer serve --data-dir ./coffer-data\n  export KUBECONFIG=$PWD/coffer-data/admin.kubeconfig\n  kubectl create secret generic db-secret --from-literal=username=admin --from-literal=password=MyStrongPassword"
+)]
 pub struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    /// Address to listen on. The generated serving certificate covers localhost, 127.0.0.1
+    /// and ::1; give --tls-cert-file for other names.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// HTTPS port (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Serving certificate (PEM); generated under --data-dir when absent.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Serving key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA bundle that client certificates must chain to (CN = user, O = groups).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Static token file, kube-apiserver's CSV format: token,user,uid[,"group1,group2"].
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// EncryptionConfiguration for data at rest; generated (secretbox) when absent.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 /// Runs `coffer serve`.
@@ -19,15 +46,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let (store, where_) = args.store.open().await?;
-        let revision = store.current_revision().await?;
-        println!("coffer: storage ready at {where_} (revision {revision})");
-        println!(
-            "coffer: the Kubernetes API server is not built yet; this process only holds the store open. Press Ctrl-C to stop."
-        );
-        tokio::signal::ctrl_c().await?;
-        println!("coffer: stopped");
+        let server = Server::bind(ServeOptions {
+            data_dir: args.store.data_dir.clone(),
+            bind_address: args.bind_address,
+            secure_port: args.secure_port,
+            tls_cert_file: args.tls_cert_file,
+            tls_private_key_file: args.tls_private_key_file,
+            client_ca_file: args.client_ca_file,
+            token_auth_file: args.token_auth_file,
+            encryption_provider_config: args.encryption_provider_config,
+            store,
+            layout: KeyLayout::new(&args.store.etcd_prefix),
+        })
+        .await?;
+        let addr = server.local_addr()?;
+        eprintln!("coffer: serving the Kubernetes API on https://{addr} (storage: {where_})");
+        println!("export KUBECONFIG={}", server.kubeconfig().display());
+        server.run(shutdown_signal()).await?;
+        eprintln!("coffer: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// The default data directory, as documented in the README.

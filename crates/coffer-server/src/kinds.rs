@@ -1,0 +1,249 @@
+//! The kinds Coffer serves and what is special about each: defaults, validation, table
+//! columns and selectable fields. Everything else is shared (`registry.rs`, `resources.rs`).
+
+use std::collections::BTreeMap;
+
+use coffer_api::StorageObject;
+use coffer_api::k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, NamespaceSpec, NamespaceStatus, Secret, ServiceAccount,
+};
+use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use coffer_api::k8s_openapi::{ByteString, Metadata};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::discovery::{ResourceInfo, core_resource};
+use crate::status::{Cause, GroupResource};
+use crate::validation;
+
+/// A kind served through the generic REST handlers.
+pub trait ApiKind:
+    StorageObject
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + 'static
+    + Metadata<Ty = ObjectMeta>
+{
+    /// The plural resource name.
+    const RESOURCE: &'static str;
+
+    /// The kind, e.g. `Secret`.
+    fn kind() -> &'static str {
+        <Self as StorageObject>::KIND
+    }
+
+    /// The apiVersion, e.g. `v1`.
+    fn api_version() -> &'static str {
+        <Self as StorageObject>::API_VERSION
+    }
+
+    /// Discovery information.
+    fn info() -> &'static ResourceInfo {
+        core_resource(Self::RESOURCE).expect("BUG: every ApiKind is in the discovery table")
+    }
+
+    /// `{group, resource}` for messages.
+    fn group_resource() -> GroupResource {
+        GroupResource {
+            group: "",
+            resource: Self::RESOURCE,
+        }
+    }
+
+    /// Applies defaults and write-only fields before validation. `old` is the stored object on
+    /// update.
+    fn normalise(&mut self, _old: Option<&Self>) {}
+
+    /// Field problems of this object (create when `old` is `None`, else update).
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause>;
+
+    /// Table columns after `Name`, as `(name, type, description)`.
+    fn columns() -> &'static [(&'static str, &'static str, &'static str)];
+
+    /// Cells for [`ApiKind::columns`] (the `Name` and `Age` cells are added by the caller).
+    fn cells(&self) -> Vec<Value>;
+
+    /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
+    fn selectable_fields() -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The value of a selectable field.
+    fn field(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The current time (to the second, as kube-apiserver writes timestamps).
+pub fn now() -> coffer_api::k8s_openapi::jiff::Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    coffer_api::k8s_openapi::jiff::Timestamp::from_second(secs)
+        .expect("BUG: the system clock is within jiff's range")
+}
+
+const AGE: (&str, &str, &str) = (
+    "Age",
+    "string",
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+);
+
+impl ApiKind for Secret {
+    const RESOURCE: &'static str = "secrets";
+
+    /// `stringData` is merged into `data` (its values win) and never stored; `type` defaults
+    /// to `Opaque` on create and keeps the stored value when empty on update (§8.1).
+    fn normalise(&mut self, old: Option<&Self>) {
+        if let Some(string_data) = self.string_data.take() {
+            let data = self.data.get_or_insert_with(BTreeMap::new);
+            for (k, v) in string_data {
+                data.insert(k, ByteString(v.into_bytes()));
+            }
+        }
+        if self.type_.as_deref().unwrap_or("").is_empty() {
+            self.type_ = Some(match old {
+                Some(o) => o.type_.clone().unwrap_or_else(|| "Opaque".to_owned()),
+                None => "Opaque".to_owned(),
+            });
+        }
+    }
+
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
+        validation::secret(self, old)
+    }
+
+    fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "Type",
+                "string",
+                "Used to facilitate programmatic handling of secret data.",
+            ),
+            ("Data", "string", "Data contains the secret data."),
+            AGE,
+        ]
+    }
+
+    fn cells(&self) -> Vec<Value> {
+        vec![
+            json!(self.type_.clone().unwrap_or_default()),
+            json!(self.data.as_ref().map_or(0, BTreeMap::len)),
+        ]
+    }
+
+    fn selectable_fields() -> &'static [&'static str] {
+        &["type"]
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        (name == "type").then(|| self.type_.clone().unwrap_or_default())
+    }
+}
+
+impl ApiKind for ConfigMap {
+    const RESOURCE: &'static str = "configmaps";
+
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
+        validation::config_map(self, old)
+    }
+
+    fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            ("Data", "string", "Data contains the configuration data."),
+            AGE,
+        ]
+    }
+
+    fn cells(&self) -> Vec<Value> {
+        let n = self.data.as_ref().map_or(0, BTreeMap::len)
+            + self.binary_data.as_ref().map_or(0, BTreeMap::len);
+        vec![json!(n)]
+    }
+}
+
+impl ApiKind for Namespace {
+    const RESOURCE: &'static str = "namespaces";
+
+    /// Namespaces get the `kubernetes` finalizer, phase `Active` and the
+    /// `kubernetes.io/metadata.name` label (§9.1).
+    fn normalise(&mut self, old: Option<&Self>) {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        self.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert("kubernetes.io/metadata.name".to_owned(), name);
+        match old {
+            None => {
+                self.spec = Some(NamespaceSpec {
+                    finalizers: Some(vec!["kubernetes".to_owned()]),
+                });
+                self.status = Some(NamespaceStatus {
+                    phase: Some("Active".to_owned()),
+                    conditions: None,
+                });
+            }
+            Some(o) => {
+                self.spec.clone_from(&o.spec);
+                self.status.clone_from(&o.status);
+            }
+        }
+    }
+
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
+        validation::namespace(self, old)
+    }
+
+    fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
+        &[("Status", "string", "The status of the namespace"), AGE]
+    }
+
+    fn cells(&self) -> Vec<Value> {
+        vec![json!(
+            self.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default()
+        )]
+    }
+
+    fn selectable_fields() -> &'static [&'static str] {
+        &["status.phase"]
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        (name == "status.phase").then(|| {
+            self.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl ApiKind for ServiceAccount {
+    const RESOURCE: &'static str = "serviceaccounts";
+
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
+        validation::service_account(self, old)
+    }
+
+    fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "Secrets",
+                "string",
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            AGE,
+        ]
+    }
+
+    fn cells(&self) -> Vec<Value> {
+        vec![json!(self.secrets.as_ref().map_or(0, Vec::len))]
+    }
+}

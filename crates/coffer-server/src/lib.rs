@@ -1,0 +1,37 @@
+//! `coffer serve`: the Kubernetes Secrets API that real kubectl and the official clients use
+//! unchanged, over HTTPS, with authentication and encryption at rest.
+//!
+//! Start with [`Server::bind`] (bootstrap files, TLS, state) and [`Server::run`]. A request
+//! goes: TLS (client certificate) → `server::authenticate` (token file, anonymous) →
+//! `resources` handler: `authz::authorize` → `body` decode → `kinds` defaults and validation →
+//! `registry` (codec → encryption with the storage key as AAD → compare-and-swap) → JSON or
+//! `table` response. Errors become `Status` only in `status.rs`.
+//!
+//! What this crate is not: it holds no storage engine (`coffer-storage`), no crypto
+//! (`coffer-encryption`) and no object codec (`coffer-api`).
+#![forbid(unsafe_code)]
+
+mod authn;
+mod authz;
+mod body;
+mod bootstrap;
+mod discovery;
+mod kinds;
+mod negotiate;
+mod openapi;
+mod registry;
+mod resources;
+mod selectors;
+mod server;
+mod state;
+mod status;
+mod table;
+mod validation;
+mod watch;
+
+// The public interface.
+pub use authn::UserInfo;
+pub use bootstrap::issue_client_cert;
+pub use server::{ServeOptions, Server, app};
+pub use state::AppState;
+pub use status::ApiError;

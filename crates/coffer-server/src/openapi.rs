@@ -1,0 +1,227 @@
+//! OpenAPI (`reference/k8s-api.md` §3): `/openapi/v2` as an empty protobuf document (enough for
+//! kubectl 1.27/1.28, which then use v3), and `/openapi/v3` with a group document for `api/v1`
+//! that has the schemas of every served kind (for `kubectl explain`) and PATCH operations that
+//! advertise `fieldValidation` (so kubectl relies on the server's validation).
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::discovery::{CORE_V1, ResourceInfo};
+use crate::state::AppState;
+
+/// Routes for `/openapi/v2` and `/openapi/v3`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi/v2", get(v2))
+        .route("/swagger-2.0.0.pb-v1", get(v2))
+        .route("/openapi/v3", get(v3_root))
+        .route("/openapi/v3/api/v1", get(v3_core))
+}
+
+async fn v2() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )],
+        Vec::<u8>::new(),
+    )
+        .into_response()
+}
+
+static CORE_DOC: LazyLock<(Vec<u8>, String)> = LazyLock::new(|| {
+    let body = serde_json::to_vec(&core_document()).expect("BUG: a Value always serializes");
+    let hash = Sha256::digest(&body)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    (body, hash)
+});
+
+async fn v3_root() -> Response {
+    let hash = &CORE_DOC.1;
+    crate::discovery::json_response(json!({
+        "paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={hash}")}}
+    }))
+}
+
+async fn v3_core(headers: HeaderMap) -> Response {
+    let (body, hash) = &*CORE_DOC;
+    let etag = format!("\"{hash}\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "public, immutable".to_owned()),
+        ],
+        body.clone(),
+    )
+        .into_response()
+}
+
+fn gvk(kind: &str) -> Value {
+    json!([{"group": "", "version": "v1", "kind": kind}])
+}
+
+fn query_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "description": description, "schema": {"type": "string", "uniqueItems": true}})
+}
+
+fn write_params(patch: bool) -> Vec<Value> {
+    let mut p = vec![
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+        ),
+        query_param(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        ),
+        query_param(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.",
+        ),
+    ];
+    if patch {
+        p.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}));
+    }
+    p
+}
+
+fn op(kind: &str, action: &str, params: Vec<Value>) -> Value {
+    json!({
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
+        "parameters": params,
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/io.k8s.api.core.v1.{kind}")}}}}},
+    })
+}
+
+fn paths_for(r: &ResourceInfo) -> Vec<(String, Value)> {
+    let (collection, item) = if r.namespaced {
+        (
+            format!("/api/v1/namespaces/{{namespace}}/{}", r.name),
+            format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.name),
+        )
+    } else {
+        (
+            format!("/api/v1/{}", r.name),
+            format!("/api/v1/{}/{{name}}", r.name),
+        )
+    };
+    vec![
+        (
+            collection,
+            json!({"get": op(r.kind, "list", vec![]), "post": op(r.kind, "post", write_params(false))}),
+        ),
+        (
+            item,
+            json!({
+                "get": op(r.kind, "get", vec![]),
+                "put": op(r.kind, "put", write_params(false)),
+                "patch": op(r.kind, "patch", write_params(true)),
+                "delete": op(r.kind, "delete", vec![]),
+            }),
+        ),
+    ]
+}
+
+fn string_map(description: &str, byte: bool) -> Value {
+    let items = if byte {
+        json!({"type": "string", "format": "byte"})
+    } else {
+        json!({"type": "string"})
+    };
+    json!({"type": "object", "description": description, "additionalProperties": items})
+}
+
+fn meta_ref() -> Value {
+    json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {},
+        "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"})
+}
+
+fn type_meta_props() -> Value {
+    json!({
+        "apiVersion": {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."},
+        "kind": {"type": "string", "description": "Kind is a string value representing the REST resource this object represents."},
+        "metadata": meta_ref(),
+    })
+}
+
+fn kind_schema(kind: &str, description: &str, extra: Value) -> Value {
+    let mut props = type_meta_props();
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({"type": "object", "description": description, "properties": props, "x-kubernetes-group-version-kind": gvk(kind)})
+}
+
+fn core_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in CORE_V1 {
+        for (path, item) in paths_for(r) {
+            paths.insert(path, item);
+        }
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Coffer", "version": "v1"},
+        "paths": paths,
+        "components": {"schemas": {
+            "io.k8s.api.core.v1.Secret": kind_schema("Secret",
+                "Secret holds secret data of a certain type. The total bytes of the values in the Data field must be less than MaxSecretSize bytes.",
+                json!({
+                    "data": string_map("Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4", true),
+                    "stringData": string_map("stringData allows specifying non-binary secret data in string form. It is provided as a write-only input field for convenience. All keys and values are merged into the data field on write, overwriting any existing values. The stringData field is never output when reading from the API.", false),
+                    "type": {"type": "string", "description": "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"},
+                    "immutable": {"type": "boolean", "description": "Immutable, if set to true, ensures that data stored in the Secret cannot be updated (only object metadata can be modified). If not set to true, the field can be modified at any time. Defaulted to nil."},
+                })),
+            "io.k8s.api.core.v1.ConfigMap": kind_schema("ConfigMap", "ConfigMap holds configuration data for pods to consume.", json!({
+                "data": string_map("Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'.", false),
+                "binaryData": string_map("BinaryData contains the binary data. Each key must consist of alphanumeric characters, '-', '_' or '.'.", true),
+                "immutable": {"type": "boolean", "description": "Immutable, if set to true, ensures that data stored in the ConfigMap cannot be updated (only object metadata can be modified)."},
+            })),
+            "io.k8s.api.core.v1.Namespace": kind_schema("Namespace", "Namespace provides a scope for Names. Use of multiple namespaces is optional.", json!({
+                "spec": {"type": "object", "description": "Spec defines the behavior of the Namespace.", "properties": {"finalizers": {"type": "array", "items": {"type": "string"}}}},
+                "status": {"type": "object", "description": "Status describes the current status of a Namespace.", "properties": {"phase": {"type": "string"}}},
+            })),
+            "io.k8s.api.core.v1.ServiceAccount": kind_schema("ServiceAccount", "ServiceAccount binds together: * a name, understood by users, and perhaps by peripheral systems, for an identity * a principal that can be authenticated and authorized * a set of secrets", json!({
+                "automountServiceAccountToken": {"type": "boolean", "description": "AutomountServiceAccountToken indicates whether pods running as this service account should have an API token automatically mounted."},
+                "imagePullSecrets": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                "secrets": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}}},
+            })),
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+                "type": "object",
+                "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+                "properties": {
+                    "name": {"type": "string", "description": "Name must be unique within a namespace."},
+                    "generateName": {"type": "string", "description": "GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the Name field has not been provided."},
+                    "namespace": {"type": "string", "description": "Namespace defines the space within which each name must be unique."},
+                    "labels": string_map("Map of string keys and values that can be used to organize and categorize (scope and select) objects.", false),
+                    "annotations": string_map("Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata.", false),
+                    "uid": {"type": "string"},
+                    "resourceVersion": {"type": "string"},
+                    "creationTimestamp": {"type": "string", "format": "date-time"},
+                    "deletionTimestamp": {"type": "string", "format": "date-time"},
+                    "finalizers": {"type": "array", "items": {"type": "string"}},
+                    "ownerReferences": {"type": "array", "items": {"type": "object"}},
+                    "managedFields": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        }},
+    })
+}

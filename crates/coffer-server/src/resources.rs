@@ -1,0 +1,898 @@
+//! The REST handlers shared by every served kind (`reference/k8s-api.md` §5, §8, §11, §12):
+//! routes dispatch on the resource name to generic handlers over [`ApiKind`].
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coffer_api::k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, NamespaceStatus, Secret, ServiceAccount,
+};
+use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::authn::UserInfo;
+use crate::authz;
+use crate::body::{self, FieldValidation};
+use crate::kinds::ApiKind;
+use crate::negotiate::{self, Output, PatchType};
+use crate::registry::ListRequest;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::state::AppState;
+use crate::status::{ApiError, ApiResult};
+use crate::watch;
+
+/// Routes for `/api/v1/...` resources.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/{resource}",
+            get(cluster_collection_get).post(cluster_collection_post),
+        )
+        .route(
+            "/api/v1/{resource}/{name}",
+            get(cluster_item_get)
+                .put(cluster_item_put)
+                .patch(cluster_item_patch)
+                .delete(cluster_item_delete),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/{resource}",
+            get(collection_get)
+                .post(collection_post)
+                .delete(collection_delete),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/{resource}/{name}",
+            get(item_get)
+                .put(item_put)
+                .patch(item_patch)
+                .delete(item_delete),
+        )
+}
+
+/// Query parameters of list, watch and write requests.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiQuery {
+    watch: Option<String>,
+    resource_version: Option<String>,
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
+    dry_run: Option<String>,
+    field_validation: Option<String>,
+    timeout_seconds: Option<u64>,
+    allow_watch_bookmarks: Option<bool>,
+}
+
+impl ApiQuery {
+    fn is_watch(&self) -> bool {
+        matches!(self.watch.as_deref(), Some("true" | "1"))
+    }
+
+    fn dry_run(&self) -> ApiResult<bool> {
+        match self.dry_run.as_deref() {
+            None | Some("") => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            ))),
+        }
+    }
+}
+
+/// Runs `$body` with `K` bound to the kind served under `$resource`.
+macro_rules! dispatch {
+    ($resource:expr, $namespaced:expr, |$k:ident| $body:expr) => {{
+        match ($resource.as_str(), $namespaced) {
+            ("secrets", true) => {
+                type $k = Secret;
+                $body
+            }
+            ("configmaps", true) => {
+                type $k = ConfigMap;
+                $body
+            }
+            ("serviceaccounts", true) => {
+                type $k = ServiceAccount;
+                $body
+            }
+            ("namespaces", false) => {
+                type $k = Namespace;
+                $body
+            }
+            _ => Err(ApiError::UnknownPath),
+        }
+    }};
+}
+
+/// `/api/v1/{resource}`: a cluster-scoped collection, or every namespace of a namespaced one.
+async fn cluster_collection_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path(resource): Path<String>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let r: ApiResult<Response> = match resource.as_str() {
+        "secrets" => list::<Secret>(&state, &user, None, &q, &headers).await,
+        "configmaps" => list::<ConfigMap>(&state, &user, None, &q, &headers).await,
+        "serviceaccounts" => list::<ServiceAccount>(&state, &user, None, &q, &headers).await,
+        "namespaces" => list::<Namespace>(&state, &user, None, &q, &headers).await,
+        _ => Err(ApiError::UnknownPath),
+    };
+    r.into_response()
+}
+
+async fn cluster_collection_post(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path(resource): Path<String>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, false, |K| create::<K>(
+        &state, &user, None, &q, &headers, &body
+    )
+    .await);
+    r.into_response()
+}
+
+async fn cluster_item_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((resource, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, false, |K| read::<K>(
+        &state, &user, None, &name, &headers
+    )
+    .await);
+    r.into_response()
+}
+
+async fn cluster_item_put(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((resource, name)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, false, |K| replace::<K>(
+        &state, &user, None, &name, &q, &headers, &body
+    )
+    .await);
+    r.into_response()
+}
+
+async fn cluster_item_patch(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((resource, name)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, false, |K| patch::<K>(
+        &state, &user, None, &name, &q, &headers, &body
+    )
+    .await);
+    r.into_response()
+}
+
+async fn cluster_item_delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((resource, name)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+) -> Response {
+    let r = match resource.as_str() {
+        "namespaces" => delete_namespace(&state, &user, &name, &q).await,
+        _ => Err(ApiError::UnknownPath),
+    };
+    r.into_response()
+}
+
+async fn collection_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| list::<K>(
+        &state,
+        &user,
+        Some(&namespace),
+        &q,
+        &headers
+    )
+    .await);
+    r.into_response()
+}
+
+async fn collection_post(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| create::<K>(
+        &state,
+        &user,
+        Some(&namespace),
+        &q,
+        &headers,
+        &body
+    )
+    .await);
+    r.into_response()
+}
+
+async fn collection_delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource)): Path<(String, String)>,
+    Query(q): Query<ApiQuery>,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| delete_collection::<K>(
+        &state, &user, &namespace, &q
+    )
+    .await);
+    r.into_response()
+}
+
+async fn item_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| read::<K>(
+        &state,
+        &user,
+        Some(&namespace),
+        &name,
+        &headers
+    )
+    .await);
+    r.into_response()
+}
+
+async fn item_put(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| {
+        replace::<K>(&state, &user, Some(&namespace), &name, &q, &headers, &body).await
+    });
+    r.into_response()
+}
+
+async fn item_patch(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| {
+        patch::<K>(&state, &user, Some(&namespace), &name, &q, &headers, &body).await
+    });
+    r.into_response()
+}
+
+async fn item_delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    Query(q): Query<ApiQuery>,
+    body: Bytes,
+) -> Response {
+    let r: ApiResult<Response> = dispatch!(resource, true, |K| delete::<K>(
+        &state,
+        &user,
+        Some(&namespace),
+        &name,
+        &q,
+        &body
+    )
+    .await);
+    r.into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic verbs.
+
+/// LIST or WATCH (§12).
+async fn list<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let verb = if q.is_watch() { "watch" } else { "list" };
+    authz::authorize(user, verb, K::group_resource(), namespace, None)?;
+    let output = negotiate::output(headers, true)?;
+    let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
+    let mut supported = vec!["metadata.name", "metadata.namespace"];
+    supported.extend(K::selectable_fields());
+    let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), &supported)?;
+    let filter = move |o: &K| {
+        labels.matches(o.metadata().labels.as_ref())
+            && fields.matches(|f| match f {
+                "metadata.name" => o.metadata().name.clone(),
+                "metadata.namespace" => o.metadata().namespace.clone(),
+                other => o.field(other),
+            })
+    };
+    if q.is_watch() {
+        return watch::serve::<K>(
+            state,
+            namespace,
+            q.resource_version.as_deref(),
+            q.timeout_seconds,
+            q.allow_watch_bookmarks == Some(true),
+            output,
+            Box::new(filter),
+        )
+        .await;
+    }
+    let start_after = match q.continue_.as_deref().filter(|c| !c.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
+    };
+    let page = state
+        .list::<K>(
+            namespace,
+            &ListRequest {
+                limit: q.limit.unwrap_or(0),
+                start_after,
+                filter: &filter,
+            },
+        )
+        .await?;
+    let mut meta = json!({"resourceVersion": page.revision.to_string()});
+    if let Some(next) = &page.next {
+        meta["continue"] = json!(encode_continue(next, page.revision.get()));
+    }
+    Ok(match output {
+        Output::Table(v) => table_response(crate::table::table(&page.items, v, meta, true), v),
+        Output::Json => json_ok(&json!({
+            "kind": format!("{}List", K::kind()),
+            "apiVersion": K::api_version(),
+            "metadata": meta,
+            "items": page.items,
+        })),
+    })
+}
+
+/// GET one object.
+async fn read<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    authz::authorize(user, "get", K::group_resource(), namespace, Some(name))?;
+    let output = negotiate::output(headers, true)?;
+    let obj: K = state.get(namespace, name).await?;
+    Ok(match output {
+        Output::Table(v) => table_response(
+            crate::table::table(std::slice::from_ref(&obj), v, json!({}), true),
+            v,
+        ),
+        Output::Json => json_ok(&obj),
+    })
+}
+
+/// POST: create (§8.2).
+async fn create<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    authz::authorize(user, "create", K::group_resource(), namespace, None)?;
+    let dry_run = q.dry_run()?;
+    let decoded = body::decode::<K>(
+        headers,
+        body,
+        FieldValidation::parse(q.field_validation.as_deref())?,
+    )?;
+    let mut obj = decoded.object;
+    let meta = obj.metadata_mut();
+    match (namespace, meta.namespace.as_deref()) {
+        (Some(url), Some(body_ns)) if !body_ns.is_empty() && body_ns != url => {
+            return Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".to_owned(),
+            ));
+        }
+        _ => meta.namespace = namespace.map(str::to_owned),
+    }
+    if let Some(ns) = namespace {
+        require_active_namespace::<K>(state, ns, meta.name.as_deref().unwrap_or("")).await?;
+    }
+    let meta = obj.metadata_mut();
+    if meta.name.as_deref().unwrap_or("").is_empty()
+        && let Some(prefix) = meta.generate_name.as_deref().filter(|p| !p.is_empty())
+    {
+        meta.name = Some(generate_name(prefix));
+    }
+    set_system_fields(obj.metadata_mut());
+    obj.normalise(None);
+    invalid_if_any::<K>(&obj, None)?;
+    let created = state.create(namespace, obj, dry_run).await?;
+    if K::RESOURCE == "namespaces" && !dry_run {
+        create_default_service_account(state, created.metadata().name.as_deref().unwrap_or(""))
+            .await?;
+    }
+    let mut response = json_ok(&created);
+    *response.status_mut() = StatusCode::CREATED;
+    add_warnings(&mut response, &decoded.warnings);
+    Ok(response)
+}
+
+/// PUT: replace (§8.5).
+async fn replace<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    name: &str,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    authz::authorize(user, "update", K::group_resource(), namespace, Some(name))?;
+    let dry_run = q.dry_run()?;
+    let decoded = body::decode::<K>(
+        headers,
+        body,
+        FieldValidation::parse(q.field_validation.as_deref())?,
+    )?;
+    let new = decoded.object;
+    if let Some(body_name) = new.metadata().name.as_deref()
+        && body_name != name
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let (updated, _) = state
+        .update::<K, _>(namespace, name, dry_run, |current| {
+            finish_update(new.clone(), &current, namespace, name)
+        })
+        .await?;
+    let mut response = json_ok(&updated);
+    add_warnings(&mut response, &decoded.warnings);
+    Ok(response)
+}
+
+/// PATCH: JSON, merge and strategic merge patches (§11).
+async fn patch<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    name: &str,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    authz::authorize(user, "patch", K::group_resource(), namespace, Some(name))?;
+    let dry_run = q.dry_run()?;
+    let kind = negotiate::patch_type(headers)?;
+    if kind == PatchType::Apply {
+        return Err(ApiError::UnsupportedMediaType(
+            "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json".to_owned(),
+        ));
+    }
+    let validation = FieldValidation::parse(q.field_validation.as_deref())?;
+    let patch: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "error decoding patch: invalid JSON at line {}, column {}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let mut warnings = Vec::new();
+    let (updated, _) = state
+        .update::<K, _>(namespace, name, dry_run, |current| {
+            let mut doc = serde_json::to_value(&current).map_err(ApiError::internal)?;
+            match kind {
+                PatchType::Json => {
+                    let ops: json_patch::Patch =
+                        serde_json::from_value(patch.clone()).map_err(|_| {
+                            ApiError::BadRequest(
+                                "error decoding patch: not a JSON patch".to_owned(),
+                            )
+                        })?;
+                    json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
+                        kind: K::kind().to_owned(),
+                        name: name.to_owned(),
+                        causes: vec![crate::status::Cause {
+                            reason: "FieldValueInvalid".to_owned(),
+                            field: "patch".to_owned(),
+                            message: format!(
+                                "Invalid value: the patch could not be applied: {}",
+                                e.kind
+                            ),
+                        }],
+                    })?;
+                }
+                PatchType::Merge | PatchType::Strategic | PatchType::Apply => {
+                    json_patch::merge(&mut doc, &patch)
+                }
+            }
+            let decoded = body::decode_value::<K>(doc, validation)?;
+            warnings = decoded.warnings;
+            finish_update(decoded.object, &current, namespace, name)
+        })
+        .await?;
+    let mut response = json_ok(&updated);
+    add_warnings(&mut response, &warnings);
+    Ok(response)
+}
+
+/// DELETE one object (§8.9).
+async fn delete<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    name: &str,
+    q: &ApiQuery,
+    body: &[u8],
+) -> ApiResult<Response> {
+    authz::authorize(user, "delete", K::group_resource(), namespace, Some(name))?;
+    let options = DeleteOptions::parse(body)?;
+    let dry_run = q.dry_run()? || options.dry_run.iter().any(|d| d == "All");
+    let pre = options.preconditions.unwrap_or_default();
+    let gone: K = state
+        .delete(
+            namespace,
+            name,
+            pre.uid.as_deref(),
+            pre.resource_version.as_deref(),
+            dry_run,
+        )
+        .await?;
+    Ok(json_ok(&json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": name, "kind": K::RESOURCE, "uid": gone.metadata().uid},
+    })))
+}
+
+/// DELETE a collection: every object matching the selectors; answers with the deleted list.
+async fn delete_collection<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: &str,
+    q: &ApiQuery,
+) -> ApiResult<Response> {
+    authz::authorize(
+        user,
+        "deletecollection",
+        K::group_resource(),
+        Some(namespace),
+        None,
+    )?;
+    let dry_run = q.dry_run()?;
+    let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
+    let mut supported = vec!["metadata.name", "metadata.namespace"];
+    supported.extend(K::selectable_fields());
+    let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), &supported)?;
+    let filter = |o: &K| {
+        labels.matches(o.metadata().labels.as_ref())
+            && fields.matches(|f| match f {
+                "metadata.name" => o.metadata().name.clone(),
+                "metadata.namespace" => o.metadata().namespace.clone(),
+                other => o.field(other),
+            })
+    };
+    let page = state
+        .list::<K>(
+            Some(namespace),
+            &ListRequest {
+                limit: 0,
+                start_after: None,
+                filter: &filter,
+            },
+        )
+        .await?;
+    let mut deleted = Vec::new();
+    for obj in page.items {
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        match state
+            .delete::<K>(Some(namespace), &name, None, None, dry_run)
+            .await
+        {
+            Ok(gone) => deleted.push(gone),
+            Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_ok(&json!({
+        "kind": format!("{}List", K::kind()),
+        "apiVersion": K::api_version(),
+        "metadata": {"resourceVersion": page.revision.to_string()},
+        "items": deleted,
+    })))
+}
+
+/// Deleting a namespace deletes everything in it, then the namespace (§9.1). The namespace
+/// is first marked `Terminating` so nothing new is created in it meanwhile.
+async fn delete_namespace(
+    state: &AppState,
+    user: &UserInfo,
+    name: &str,
+    q: &ApiQuery,
+) -> ApiResult<Response> {
+    authz::authorize(
+        user,
+        "delete",
+        Namespace::group_resource(),
+        None,
+        Some(name),
+    )?;
+    if q.dry_run()? {
+        let ns: Namespace = state.get(None, name).await?;
+        return Ok(json_ok(&ns));
+    }
+    let (terminating, _) = state
+        .update::<Namespace, _>(None, name, false, |mut ns| {
+            ns.status = Some(NamespaceStatus {
+                phase: Some("Terminating".to_owned()),
+                conditions: None,
+            });
+            if ns.metadata.deletion_timestamp.is_none() {
+                ns.metadata.deletion_timestamp = Some(Time(crate::kinds::now()));
+            }
+            Ok(ns)
+        })
+        .await?;
+    purge::<Secret>(state, name).await?;
+    purge::<ConfigMap>(state, name).await?;
+    purge::<ServiceAccount>(state, name).await?;
+    state
+        .delete::<Namespace>(None, name, None, None, false)
+        .await?;
+    Ok(json_ok(&terminating))
+}
+
+async fn purge<K: ApiKind>(state: &AppState, namespace: &str) -> ApiResult<()> {
+    let all = |_: &K| true;
+    let page = state
+        .list::<K>(
+            Some(namespace),
+            &ListRequest {
+                limit: 0,
+                start_after: None,
+                filter: &all,
+            },
+        )
+        .await?;
+    for obj in page.items {
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        match state
+            .delete::<K>(Some(namespace), &name, None, None, false)
+            .await
+        {
+            Ok(_) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Keeps what the server owns (uid, creation time, name, namespace) and validates an update.
+fn finish_update<K: ApiKind>(
+    mut new: K,
+    current: &K,
+    namespace: Option<&str>,
+    name: &str,
+) -> ApiResult<K> {
+    let cur = current.metadata();
+    let meta = new.metadata_mut();
+    meta.name = Some(name.to_owned());
+    meta.namespace = namespace.map(str::to_owned);
+    if meta.uid.as_deref().unwrap_or("").is_empty() {
+        meta.uid.clone_from(&cur.uid);
+    }
+    meta.creation_timestamp.clone_from(&cur.creation_timestamp);
+    meta.deletion_timestamp.clone_from(&cur.deletion_timestamp);
+    meta.generate_name.clone_from(&cur.generate_name);
+    new.normalise(Some(current));
+    invalid_if_any::<K>(&new, Some(current))?;
+    Ok(new)
+}
+
+fn invalid_if_any<K: ApiKind>(obj: &K, old: Option<&K>) -> ApiResult<()> {
+    let causes = obj.validate(old);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        kind: K::kind().to_owned(),
+        name: obj.metadata().name.clone().unwrap_or_default(),
+        causes,
+    })
+}
+
+fn set_system_fields(meta: &mut ObjectMeta) {
+    meta.uid = Some(uuid::Uuid::new_v4().to_string());
+    meta.creation_timestamp = Some(Time(crate::kinds::now()));
+    meta.resource_version = None;
+    meta.self_link = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.generation = None;
+}
+
+/// `generateName` + 5 random characters from kube-apiserver's alphabet.
+fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let prefix: String = prefix.chars().take(58).collect();
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+/// 404 when the namespace is missing, 403 while it is being deleted (NamespaceLifecycle).
+async fn require_active_namespace<K: ApiKind>(
+    state: &AppState,
+    namespace: &str,
+    name: &str,
+) -> ApiResult<()> {
+    let ns: Namespace = state.get(None, namespace).await?;
+    if ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating") {
+        return Err(ApiError::NamespaceTerminating {
+            resource: K::group_resource(),
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The `default` ServiceAccount the ServiceAccount controller would create.
+pub async fn create_default_service_account(state: &AppState, namespace: &str) -> ApiResult<()> {
+    let mut sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("default".to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    set_system_fields(&mut sa.metadata);
+    match state.create(Some(namespace), sa, false).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a namespace if it does not exist (bootstrap of `default`, `kube-system`, ...).
+pub async fn ensure_namespace(state: &AppState, name: &str) -> ApiResult<()> {
+    if state.try_get::<Namespace>(None, name).await?.is_none() {
+        let mut ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        set_system_fields(&mut ns.metadata);
+        ns.normalise(None);
+        match state.create(None, ns, false).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    create_default_service_account(state, name).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOptions {
+    #[serde(default)]
+    dry_run: Vec<String>,
+    preconditions: Option<Preconditions>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Preconditions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+impl DeleteOptions {
+    fn parse(body: &[u8]) -> ApiResult<Self> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(DeleteOptions::default());
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "invalid DeleteOptions at line {}, column {}",
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+}
+
+/// A continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>"}` as
+/// kube-apiserver writes it.
+fn encode_continue(key: &[u8], revision: u64) -> String {
+    let body =
+        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": String::from_utf8_lossy(key)});
+    URL_SAFE_NO_PAD.encode(body.to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<bytes::Bytes> {
+    let bad =
+        || ApiError::BadRequest("continue key is not valid: malformed continue token".to_owned());
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok(bytes::Bytes::from(start.to_owned()))
+}
+
+/// A 200 JSON response.
+pub fn json_ok<T: serde::Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+fn table_response(table: Value, version: &str) -> Response {
+    let content_type = if version == "v1" {
+        negotiate::TABLE_V1
+    } else {
+        negotiate::TABLE_V1BETA1
+    };
+    let bytes = serde_json::to_vec(&table).expect("BUG: a Value always serializes");
+    ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+}
+
+fn add_warnings(response: &mut Response, warnings: &[String]) {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            response.headers_mut().append("Warning", v);
+        }
+    }
+}

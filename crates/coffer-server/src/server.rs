@@ -1,0 +1,288 @@
+//! Start-up and the connection loop: bootstrap files, TLS, the router with its layers, and a
+//! clean shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use coffer_encryption::{EncryptionConfig, LoadMode, NoKms};
+use coffer_storage::{KeyLayout, Store};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::authn::{Authenticator, TokenFile, UserInfo, user_from_certificate};
+use crate::bootstrap;
+use crate::state::{AppState, Inner};
+use crate::status::ApiError;
+
+/// What `coffer serve` was asked to do, with kube-apiserver's flag names.
+pub struct ServeOptions {
+    /// `--data-dir`: generated files live here.
+    pub data_dir: PathBuf,
+    /// `--bind-address`.
+    pub bind_address: IpAddr,
+    /// `--secure-port` (0 = any free port).
+    pub secure_port: u16,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-private-key-file`.
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `--client-ca-file`.
+    pub client_ca_file: Option<PathBuf>,
+    /// `--token-auth-file`.
+    pub token_auth_file: Option<PathBuf>,
+    /// `--encryption-provider-config`.
+    pub encryption_provider_config: Option<PathBuf>,
+    /// The store to serve from.
+    pub store: Arc<dyn Store>,
+    /// `--etcd-prefix`.
+    pub layout: KeyLayout,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    kubeconfig: PathBuf,
+}
+
+/// Namespaces that exist from the start (§9.1).
+const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Server {
+    /// Generates what is missing, loads config, binds the port and writes the admin kubeconfig.
+    pub async fn bind(options: ServeOptions) -> anyhow::Result<Server> {
+        let generated = bootstrap::ensure(&options.data_dir)?;
+        let cert_file = options
+            .tls_cert_file
+            .clone()
+            .unwrap_or(generated.cert_file.clone());
+        let key_file = options
+            .tls_private_key_file
+            .clone()
+            .unwrap_or(generated.key_file.clone());
+        let client_ca = options
+            .client_ca_file
+            .clone()
+            .unwrap_or(generated.ca_file.clone());
+        let token_file = options
+            .token_auth_file
+            .clone()
+            .unwrap_or(generated.token_file.clone());
+        let encryption = options
+            .encryption_provider_config
+            .clone()
+            .unwrap_or(generated.encryption_config.clone());
+
+        let tokens = TokenFile::load(&token_file)?;
+        let config = EncryptionConfig::load(&encryption, LoadMode::Startup)
+            .with_context(|| format!("--encryption-provider-config {}", encryption.display()))?;
+        for warning in config.warnings() {
+            tracing::warn!(%warning, "encryption config");
+        }
+        let transformers = config.build(&NoKms)?;
+        let tls = tls_config(&cert_file, &key_file, &client_ca)?;
+
+        let state = AppState::new(Inner {
+            store: options.store,
+            layout: options.layout,
+            transformers,
+            authn: Authenticator::new(tokens),
+        });
+        for ns in SYSTEM_NAMESPACES {
+            crate::resources::ensure_namespace(&state, ns)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create namespace {ns}: {}", e.status()["message"])
+                })?;
+        }
+
+        let listener =
+            TcpListener::bind(SocketAddr::new(options.bind_address, options.secure_port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {}:{}",
+                        options.bind_address, options.secure_port
+                    )
+                })?;
+        let addr = listener.local_addr()?;
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let server = format!("https://{host}:{}", addr.port());
+        if let Some(token) = bootstrap::admin_token(&token_file)? {
+            bootstrap::write_kubeconfig(
+                &generated.kubeconfig,
+                &server,
+                &generated.ca_file,
+                &token,
+            )?;
+        }
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            app: app(state),
+            kubeconfig: std::path::absolute(&generated.kubeconfig)?,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin kubeconfig written at bind.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish (up to 5 s).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer_addr) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let acceptor = self.acceptor.clone();
+            let app = self.app.clone();
+            connections.spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer_addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let peer = PeerUser(
+                    tls.get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|c| user_from_certificate(c.as_ref())),
+                );
+                let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
+                    .await
+                {
+                    tracing::debug!(%peer_addr, error = %e, "connection ended with an error");
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+        drop(self.listener);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// The user named by the connection's verified client certificate, if any.
+#[derive(Clone, Debug)]
+pub struct PeerUser(pub Option<UserInfo>);
+
+/// The application: routes, then layers. Layers run outermost first: authentication wraps
+/// everything, so every handler sees an authenticated [`UserInfo`].
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::discovery::router())
+        .merge(crate::openapi::router())
+        .merge(crate::resources::router())
+        .fallback(|| async { ApiError::UnknownPath })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Paths anyone may call (`system:public-info-viewer`).
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    )
+}
+
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<PeerUser>().and_then(|p| p.0.clone());
+    let user = match state.authn.authenticate(req.headers(), peer.as_ref()) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    if user.is_anonymous() && !is_public(req.uri().path()) {
+        return ApiError::Unauthorized.into_response();
+    }
+    req.headers_mut().remove(AUTHORIZATION);
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let name = user.name.clone();
+    req.extensions_mut().insert(user);
+    let response = next.run(req).await;
+    tracing::debug!(%method, %path, user = %name, status = response.status().as_u16(), "request");
+    response
+}
+
+fn tls_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca: &Path,
+) -> anyhow::Result<rustls::ServerConfig> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut read(cert_file)?.as_slice())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--tls-cert-file {}", cert_file.display()))?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut read(key_file)?.as_slice())
+        .with_context(|| format!("--tls-private-key-file {}", key_file.display()))?
+        .with_context(|| format!("no private key in {}", key_file.display()))?;
+    let mut roots = RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut read(client_ca)?.as_slice()) {
+        roots.add(ca.with_context(|| format!("--client-ca-file {}", client_ca.display()))?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -1,0 +1,126 @@
+//! Shared end-to-end harness: the real `coffer` binary on a free loopback port, and real
+//! kubectl binaries (1.27 … 1.33) pointed at it with a fresh discovery cache per test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A running `coffer serve` in a temporary data directory, killed on drop.
+pub struct Coffer {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Coffer {
+    /// Starts `coffer serve` on the embedded store with `extra` flags and waits until it
+    /// prints its `export KUBECONFIG=` line (it is then listening).
+    pub fn start(extra: &[&str]) -> Coffer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["serve", "--secure-port", "0", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn coffer");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                    let _ = tx.send(PathBuf::from(path));
+                }
+            }
+        });
+        let kubeconfig = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("coffer serve started");
+        Coffer {
+            child,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// Runs a kubectl version (`"1.27"`, `"1.33"`, or `""` for the default) with this
+    /// server's kubeconfig and a fresh cache directory.
+    pub fn kubectl(&self, version: &str, args: &[&str]) -> Output {
+        let cache = self.dir.path().join(format!("kube-cache-{version}"));
+        Command::new(kubectl_binary(version))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Like [`Coffer::kubectl`], asserting success and returning stdout.
+    pub fn ok(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl(version, args);
+        assert!(
+            out.status.success(),
+            "kubectl {version} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// Like [`Coffer::kubectl`], asserting failure and returning stderr.
+    pub fn fails(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl(version, args);
+        assert!(
+            !out.status.success(),
+            "kubectl {version} {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(out.stderr).expect("utf8")
+    }
+
+    /// The embedded store file.
+    pub fn store_file(&self) -> PathBuf {
+        self.dir.path().join("coffer.redb")
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Coffer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The kubectl binary of a version: `kubectl.<version>` on the PATH or in the Google Cloud
+/// SDK directory where this machine installs them.
+pub fn kubectl_binary(version: &str) -> PathBuf {
+    let name = if version.is_empty() {
+        "kubectl".to_owned()
+    } else {
+        format!("kubectl.{version}")
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/lib/google-cloud-sdk/bin")])
+        .map(|d| d.join(&name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{name} not found on PATH or in /usr/lib/google-cloud-sdk/bin"))
+}
