@@ -15,7 +15,18 @@ use serde_json::{Value, json};
 
 use crate::discovery::{ResourceInfo, core_resource};
 use crate::status::{Cause, GroupResource};
-use crate::validation;
+
+/// The causes of a 422 for these field errors.
+fn causes(errors: Vec<coffer_api::FieldError>) -> Vec<Cause> {
+    errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.cause_reason().to_owned(),
+            message: e.message(),
+            field: e.field.clone(),
+        })
+        .collect()
+}
 
 /// A kind served through the generic REST handlers.
 pub trait ApiKind:
@@ -114,7 +125,10 @@ impl ApiKind for Secret {
     }
 
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
-        validation::secret(self, old)
+        causes(match old {
+            None => coffer_api::validate_secret_create(self),
+            Some(o) => coffer_api::validate_secret_update(self, o),
+        })
     }
 
     fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
@@ -149,7 +163,10 @@ impl ApiKind for ConfigMap {
     const RESOURCE: &'static str = "configmaps";
 
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
-        validation::config_map(self, old)
+        causes(match old {
+            None => coffer_api::validate_configmap_create(self),
+            Some(o) => coffer_api::validate_configmap_update(self, o),
+        })
     }
 
     fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
@@ -195,7 +212,10 @@ impl ApiKind for Namespace {
     }
 
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
-        validation::namespace(self, old)
+        causes(match old {
+            None => coffer_api::validate_namespace_create(self),
+            Some(o) => coffer_api::validate_namespace_update(self, o),
+        })
     }
 
     fn columns() -> &'static [(&'static str, &'static str, &'static str)] {
@@ -229,7 +249,10 @@ impl ApiKind for ServiceAccount {
     const RESOURCE: &'static str = "serviceaccounts";
 
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
-        validation::service_account(self, old)
+        causes(match old {
+            None => coffer_api::validate_service_account_create(self),
+            Some(o) => coffer_api::validate_service_account_update(self, o),
+        })
     }
 
     fn columns() -> &'static [(&'static str, &'static str, &'static str)] {

@@ -21,12 +21,10 @@ mod negotiate;
 mod openapi;
 mod registry;
 mod resources;
-mod selectors;
 mod server;
 mod state;
 mod status;
 mod table;
-mod validation;
 mod watch;
 
 // The public interface.

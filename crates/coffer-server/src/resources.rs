@@ -24,10 +24,10 @@ use crate::body::{self, FieldValidation};
 use crate::kinds::ApiKind;
 use crate::negotiate::{self, Output, PatchType};
 use crate::registry::ListRequest;
-use crate::selectors::{FieldSelector, LabelSelector};
 use crate::state::AppState;
 use crate::status::{ApiError, ApiResult};
 use crate::watch;
+use coffer_api::{FieldSelector, LabelSelector};
 
 /// Routes for `/api/v1/...` resources.
 pub fn router() -> Router<AppState> {
@@ -334,12 +334,9 @@ async fn list<K: ApiKind>(
     let verb = if q.is_watch() { "watch" } else { "list" };
     authz::authorize(user, verb, K::group_resource(), namespace, None)?;
     let output = negotiate::output(headers, true)?;
-    let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
-    let mut supported = vec!["metadata.name", "metadata.namespace"];
-    supported.extend(K::selectable_fields());
-    let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), &supported)?;
+    let (labels, fields) = selectors::<K>(q)?;
     let filter = move |o: &K| {
-        labels.matches(o.metadata().labels.as_ref())
+        labels.matches(o.metadata().labels.as_ref().unwrap_or(&EMPTY_LABELS))
             && fields.matches(|f| match f {
                 "metadata.name" => o.metadata().name.clone(),
                 "metadata.namespace" => o.metadata().namespace.clone(),
@@ -520,32 +517,15 @@ async fn patch<K: ApiKind>(
     let mut warnings = Vec::new();
     let (updated, _) = state
         .update::<K, _>(namespace, name, dry_run, |current| {
-            let mut doc = serde_json::to_value(&current).map_err(ApiError::internal)?;
-            match kind {
-                PatchType::Json => {
-                    let ops: json_patch::Patch =
-                        serde_json::from_value(patch.clone()).map_err(|_| {
-                            ApiError::BadRequest(
-                                "error decoding patch: not a JSON patch".to_owned(),
-                            )
-                        })?;
-                    json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
-                        kind: K::kind().to_owned(),
-                        name: name.to_owned(),
-                        causes: vec![crate::status::Cause {
-                            reason: "FieldValueInvalid".to_owned(),
-                            field: "patch".to_owned(),
-                            message: format!(
-                                "Invalid value: the patch could not be applied: {}",
-                                e.kind
-                            ),
-                        }],
-                    })?;
-                }
-                PatchType::Merge | PatchType::Strategic | PatchType::Apply => {
-                    json_patch::merge(&mut doc, &patch)
+            let doc = serde_json::to_value(&current).map_err(ApiError::internal)?;
+            let doc = match kind {
+                PatchType::Json => coffer_api::apply_json_patch(&doc, &patch),
+                PatchType::Merge => coffer_api::apply_merge_patch(&doc, &patch),
+                PatchType::Strategic | PatchType::Apply => {
+                    coffer_api::strategic_merge(&doc, &patch, K::kind())
                 }
             }
+            .map_err(|e| patch_error::<K>(&e, name))?;
             let decoded = body::decode_value::<K>(doc, validation)?;
             warnings = decoded.warnings;
             finish_update(decoded.object, &current, namespace, name)
@@ -602,12 +582,9 @@ async fn delete_collection<K: ApiKind>(
         None,
     )?;
     let dry_run = q.dry_run()?;
-    let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))?;
-    let mut supported = vec!["metadata.name", "metadata.namespace"];
-    supported.extend(K::selectable_fields());
-    let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), &supported)?;
+    let (labels, fields) = selectors::<K>(q)?;
     let filter = |o: &K| {
-        labels.matches(o.metadata().labels.as_ref())
+        labels.matches(o.metadata().labels.as_ref().unwrap_or(&EMPTY_LABELS))
             && fields.matches(|f| match f {
                 "metadata.name" => o.metadata().name.clone(),
                 "metadata.namespace" => o.metadata().namespace.clone(),
@@ -711,6 +688,40 @@ async fn purge<K: ApiKind>(state: &AppState, namespace: &str) -> ApiResult<()> {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
+
+static EMPTY_LABELS: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+
+/// The label and field selectors of a request, with the fields `K` supports.
+fn selectors<K: ApiKind>(q: &ApiQuery) -> ApiResult<(LabelSelector, FieldSelector)> {
+    let bad = |e: coffer_api::SelectorError| ApiError::BadRequest(e.to_string());
+    let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or("")).map_err(bad)?;
+    let mut supported = vec!["metadata.name", "metadata.namespace"];
+    supported.extend(K::selectable_fields());
+    let fields =
+        FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), &supported).map_err(bad)?;
+    Ok((labels, fields))
+}
+
+/// A patch that cannot be applied: 400 for an undecodable patch, 422 (cause on `patch`) for
+/// one that does not apply to the object.
+fn patch_error<K: ApiKind>(e: &coffer_api::PatchError, name: &str) -> ApiError {
+    match e.status_code() {
+        422 => ApiError::Invalid {
+            kind: K::kind().to_owned(),
+            name: name.to_owned(),
+            causes: vec![crate::status::Cause {
+                reason: "FieldValueInvalid".to_owned(),
+                field: "patch".to_owned(),
+                message: format!(
+                    "Invalid value: {}",
+                    e.detail().unwrap_or("the patch could not be applied")
+                ),
+            }],
+        },
+        500 => ApiError::internal(e),
+        _ => ApiError::BadRequest(e.to_string()),
+    }
+}
 
 /// Keeps what the server owns (uid, creation time, name, namespace) and validates an update.
 fn finish_update<K: ApiKind>(
