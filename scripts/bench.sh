@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Runs Coffer's benchmarks in release mode. Usage: scripts/bench.sh [storage]
+# Runs Coffer's benchmarks in release mode. Usage: scripts/bench.sh [storage|api]
 # Installs etcd-server if missing (the storage benchmark compares against a local etcd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v etcd >/dev/null 2>&1; then
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 which=${1:-storage}
 case "$which" in
   storage) cargo bench -p coffer-storage --bench storage ;;
-  *) echo "bench.sh: unknown benchmark '$which' (known: storage)" >&2; exit 2 ;;
+  api) cargo bench -p coffer-server --bench api ;;
+  *) echo "bench.sh: unknown benchmark '$which' (known: storage, api)" >&2; exit 2 ;;
 esac

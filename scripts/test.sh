@@ -22,6 +22,16 @@ if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
   echo "test.sh: installing the Python kubernetes client"
   python3 -m pip install --quiet --disable-pip-version-check 'kubernetes==37.0.2'
 fi
+if ! python3 -c 'import jsonschema' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'jsonschema>=4'
+fi
+# The official SARIF 2.1.0 schema, shipped in an npm package, for coffer-scan's SARIF test.
+deps="$PWD/target/test-deps"
+if [ ! -f "$deps/sarif/package/lib/schemas/sarif-2.1.0-rtm.5.json" ]; then
+  mkdir -p "$deps/sarif"
+  (cd "$deps/sarif" && npm pack --silent '@microsoft/jest-sarif@1.0.0-beta.0' >/dev/null && tar xzf microsoft-jest-sarif-*.tgz)
+fi
+export SARIF_SCHEMA="$deps/sarif/package/lib/schemas/sarif-2.1.0-rtm.5.json"
 # kubectl 1.27 ... 1.33 ship beside the Google Cloud SDK's kubectl on this machine kind.
 if [ -d /usr/lib/google-cloud-sdk/bin ]; then
   export PATH="$PATH:/usr/lib/google-cloud-sdk/bin"
@@ -44,3 +54,7 @@ cargo build --workspace --benches --quiet
 # --- tests -------------------------------------------------------------------------------
 echo "test.sh: cargo test"
 cargo test --workspace --no-fail-fast -- --include-ignored
+
+# --- dogfood: the repository itself holds no hardcoded secret ------------------------------
+echo "test.sh: coffer scan ."
+cargo run --quiet -- scan .

@@ -1,0 +1,245 @@
+#![allow(missing_docs)] // A benchmark binary; its module docs say what it measures.
+//! API benchmark (`reference/perf.md` §5, scenarios 1 and 4), in one run:
+//!
+//! - GET of a 1 KiB Secret over HTTPS with a bearer token at 50 connections (`wrk -t2 -c50`),
+//!   against `coffer serve` (embedded store, secretbox encryption at rest) and against a bare
+//!   hyper server on the same rustls configuration returning a body of the same size; the
+//!   ratio is the figure of merit (goal ≥ 70%).
+//! - LIST of 10,000 Secrets in one namespace, one client (`wrk -t1 -c1`), p50 and p99.
+//!
+//! Needs `wrk` (Debian package; `scripts/bench.sh api` installs it). Loopback only; each run is
+//! bounded in time. The machine is noisy: medians of 3 runs, compare ratios.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_server::{ServeOptions, Server};
+use coffer_storage::{EmbeddedStore, KeyLayout};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+const REPETITIONS: usize = 3;
+const LIST_SIZE: usize = 10_000;
+
+struct WrkResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(args: &[&str], url: &str, token: &str, script: Option<&Path>) -> WrkResult {
+    let mut cmd = Command::new("wrk");
+    cmd.args(args)
+        .arg("--latency")
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk output without Requests/sec:\n{text}"));
+    let pct = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p).map(str::trim))
+            .map(parse_duration_ms)
+            .unwrap_or(f64::NAN)
+    };
+    WrkResult {
+        rps,
+        p50_ms: pct("50%"),
+        p99_ms: pct("99%"),
+    }
+}
+
+fn parse_duration_ms(s: &str) -> f64 {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn median(mut runs: Vec<WrkResult>) -> WrkResult {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    runs.swap_remove(runs.len() / 2)
+}
+
+/// A bare hyper server on coffer's certificate, answering every request with `body`.
+async fn bare_server(dir: &Path, body: Vec<u8>) -> SocketAddr {
+    let certs: Vec<_> = rustls_pemfile::certs(
+        &mut std::fs::read(dir.join("pki/serving.crt"))
+            .expect("crt")
+            .as_slice(),
+    )
+    .collect::<Result<_, _>>()
+    .expect("certs");
+    let key = rustls_pemfile::private_key(
+        &mut std::fs::read(dir.join("pki/serving.key"))
+            .expect("key")
+            .as_slice(),
+    )
+    .expect("key")
+    .expect("a key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = bytes::Bytes::from(body);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(body))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path().join("coffer.redb")).expect("store");
+        let server = Server::bind(ServeOptions {
+            data_dir: dir.path().to_path_buf(),
+            bind_address: "127.0.0.1".parse().expect("ip"),
+            secure_port: 0,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            client_ca_file: None,
+            token_auth_file: None,
+            encryption_provider_config: None,
+            store: Arc::new(store),
+            layout: KeyLayout::default(),
+        })
+        .await
+        .expect("bind");
+        let addr = server.local_addr().expect("addr");
+        tokio::spawn(server.run(std::future::pending()));
+        let tokens = std::fs::read_to_string(dir.path().join("tokens.csv")).expect("tokens");
+        let token = tokens.split(',').next().expect("token").to_owned();
+        let base = format!("https://127.0.0.1:{}", addr.port());
+
+        // One 1 KiB Secret to GET, created through the API with curl.
+        let value = "x".repeat(768); // 1 KiB once base64-encoded
+        let body = format!(r#"{{"metadata":{{"name":"bench"}},"stringData":{{"value":"{value}"}}}}"#);
+        let ca = dir.path().join("pki/ca.crt");
+        let curl = |method: &str, url: &str, data: Option<&str>| {
+            let mut c = Command::new("curl");
+            c.args(["-sS", "--cacert"]).arg(&ca).args(["-H", &format!("Authorization: Bearer {token}"), "-X", method]);
+            if let Some(d) = data {
+                c.args(["-H", "Content-Type: application/json", "--data", d]);
+            }
+            let out = c.arg(url).output().expect("curl");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        curl("POST", &format!("{base}/api/v1/namespaces/default/secrets"), Some(&body));
+        let get_url = format!("{base}/api/v1/namespaces/default/secrets/bench");
+        let object = curl("GET", &get_url, None);
+        assert!(object.contains("\"bench\""), "GET works: {object}");
+        let bare = bare_server(dir.path(), object.clone().into_bytes()).await;
+        let bare_url = format!("https://127.0.0.1:{}/", bare.port());
+
+        let c50 = ["-t2", "-c50", "-d10s"];
+        let mut coffer_runs = Vec::new();
+        let mut bare_runs = Vec::new();
+        for _ in 0..REPETITIONS {
+            bare_runs.push(wrk(&c50, &bare_url, &token, None));
+            coffer_runs.push(wrk(&c50, &get_url, &token, None));
+        }
+        let (c, b) = (median(coffer_runs), median(bare_runs));
+        println!("API benchmark: GET of one {} byte Secret over HTTPS, 50 connections, median of {REPETITIONS} x 10 s", object.len());
+        println!();
+        println!("| target | req/s | p50 ms | p99 ms |");
+        println!("|---|---|---|---|");
+        println!("| bare hyper + rustls, same body | {:.0} | {:.2} | {:.2} |", b.rps, b.p50_ms, b.p99_ms);
+        println!("| coffer GET (token, decrypt, JSON) | {:.0} | {:.2} | {:.2} |", c.rps, c.p50_ms, c.p99_ms);
+        println!("| **coffer / bare** | **{:.0}%** | | |", 100.0 * c.rps / b.rps);
+
+        // LIST of 10,000 Secrets: fill with wrk POSTs (unique names per thread and request).
+        let script = dir.path().join("post.lua");
+        std::fs::write(
+            &script,
+            format!(
+                r#"local n = 0
+local id = tostring(math.random(1, 1000000000))
+request = function()
+  n = n + 1
+  local body = '{{"metadata":{{"name":"s-' .. id .. '-' .. n .. '"}},"stringData":{{"value":"{value}"}}}}'
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
+end
+"#
+            ),
+        )
+        .expect("lua");
+        let collection = format!("{base}/api/v1/namespaces/bulk/secrets");
+        curl("POST", &format!("{base}/api/v1/namespaces"), Some(r#"{"metadata":{"name":"bulk"}}"#));
+        let mut created = 0;
+        while created < LIST_SIZE {
+            wrk(&["-t2", "-c16", "-d3s"], &collection, &token, Some(&script));
+            created = count_hint(&curl("GET", &collection, None));
+        }
+        let mut list_runs = Vec::new();
+        for _ in 0..REPETITIONS {
+            list_runs.push(wrk(&["-t1", "-c1", "-d10s"], &collection, &token, None));
+        }
+        let l = median(list_runs);
+        println!();
+        println!("LIST of {created} Secrets (1 KiB each, decrypted), one client: p50 {:.1} ms, p99 {:.1} ms, {:.1} lists/s", l.p50_ms, l.p99_ms, l.rps);
+        std::thread::sleep(Duration::from_millis(100));
+    });
+}
+
+/// Number of items in a JSON list response.
+fn count_hint(list: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(list)
+        .ok()
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
