@@ -19,8 +19,12 @@ struct Cli {
 enum Command {
     /// Run the server on the embedded store (or etcd with --etcd-servers).
     Serve(cmd::serve::Args),
+    /// Start a process from a Pod manifest with its secrets as env vars and files.
+    Run(cmd::run::Args),
     /// Find hardcoded secrets in code and Git history, and audit manifests, RBAC and encryption.
     Scan(cmd::scan::Args),
+    /// Run a KMS v2 gRPC plugin (for coffer or a real kube-apiserver).
+    KmsPlugin(cmd::kms_plugin::Args),
     /// Offline tools for a Coffer store: status, compaction.
     #[command(subcommand)]
     Storage(cmd::storage::Command),
@@ -37,7 +41,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Scan(args) => cmd::scan::run(args),
+        Command::KmsPlugin(args) => cmd::kms_plugin::run(args),
         Command::Storage(command) => cmd::storage::run(command),
     };
     match result {

@@ -1,5 +1,7 @@
 //! One module per subcommand: its clap `Args` and a `run` function.
 
+pub mod kms_plugin;
+pub mod run;
 pub mod scan;
 pub mod serve;
 pub mod storage;
