@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use coffer_encryption::{EncryptionConfig, LoadMode, NoKms};
+use coffer_encryption::{EncryptionConfig, GrpcKms, LoadMode};
 use coffer_storage::{KeyLayout, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -95,7 +95,7 @@ impl Server {
         for warning in config.warnings() {
             tracing::warn!(%warning, "encryption config");
         }
-        let transformers = config.build(&NoKms)?;
+        let transformers = config.build(&GrpcKms)?;
         let tls = tls_config(&cert_file, &key_file, &client_ca)?;
 
         let state = AppState::new(Inner {
