@@ -407,7 +407,8 @@ fn authentication_and_encryption_at_rest() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("You must be logged in to the server"));
 
     // Nothing on disk holds the value in the clear.
-    coffer.stop();
+    let status = coffer.stop();
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
     let stored = std::fs::read(coffer.store_file()).expect("store file");
     assert!(
         !stored.windows(canary.len()).any(|w| w == canary.as_bytes()),
