@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use coffer_encryption::{EncryptionConfig, GrpcKms, LoadMode};
+use coffer_encryption::{EncryptionConfig, GrpcKms, LoadMode, probe_forever};
 use coffer_storage::{KeyLayout, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -96,6 +96,21 @@ impl Server {
             tracing::warn!(%warning, "encryption config");
         }
         let transformers = config.build(&GrpcKms)?;
+        // KMS v2 providers get their first seed from a Status call, then are probed in the
+        // background (every 60 s while healthy, 10 s while failing), as kube-apiserver does.
+        for (name, kms) in transformers.kms_v2() {
+            match tokio::time::timeout(Duration::from_secs(10), kms.probe()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(provider = %name, error = %e, "KMS v2 plugin is not healthy yet"),
+                Err(_) => tracing::warn!(provider = %name, "KMS v2 plugin did not answer within 10 s"),
+            }
+            let name = name.clone();
+            tokio::spawn(probe_forever(kms.clone(), move |result| {
+                if let Err(e) = result {
+                    tracing::warn!(provider = %name, error = %e, "KMS v2 plugin probe failed");
+                }
+            }));
+        }
         let tls = tls_config(&cert_file, &key_file, &client_ca)?;
 
         let state = AppState::new(Inner {

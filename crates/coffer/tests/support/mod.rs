@@ -20,31 +20,33 @@ impl Coffer {
     /// prints its `export KUBECONFIG=` line (it is then listening).
     pub fn start(extra: &[&str]) -> Coffer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-            .args(["serve", "--secure-port", "0", "--data-dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn coffer");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
-                    let _ = tx.send(PathBuf::from(path));
-                }
-            }
-        });
-        let kubeconfig = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("coffer serve started");
+        let (child, kubeconfig) = spawn_serve(dir.path(), extra);
         Coffer {
             child,
             dir,
             kubeconfig,
         }
+    }
+
+    /// Stops the server (if running) and starts it again on the same data directory with
+    /// `extra` flags.
+    pub fn restart(&mut self, extra: &[&str]) {
+        // Never signal a pid that was already reaped (it may belong to another process now).
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+        let (child, kubeconfig) = spawn_serve(self.dir.path(), extra);
+        self.child = child;
+        self.kubeconfig = kubeconfig;
+    }
+
+    /// Runs the `coffer` binary itself (for example `storage verify`) with `args`.
+    pub fn coffer(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run coffer")
     }
 
     /// Runs a kubectl version (`"1.27"`, `"1.33"`, or `""` for the default) with this
@@ -100,6 +102,31 @@ impl Coffer {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.child.wait().expect("wait")
     }
+}
+
+/// Starts `coffer serve` in `dir` and waits for its `export KUBECONFIG=` line.
+fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["serve", "--secure-port", "0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coffer");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                let _ = tx.send(PathBuf::from(path));
+            }
+        }
+    });
+    let kubeconfig = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("coffer serve started");
+    (child, kubeconfig)
 }
 
 impl Drop for Coffer {
