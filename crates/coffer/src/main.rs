@@ -25,7 +25,7 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Run a KMS v2 gRPC plugin (for coffer or a real kube-apiserver).
     KmsPlugin(cmd::kms_plugin::Args),
-    /// Offline tools for a Coffer store: status, compaction.
+    /// Tools for a Coffer store: status, compaction, rewrap after key rotation, verify encryption.
     #[command(subcommand)]
     Storage(cmd::storage::Command),
 }
