@@ -101,8 +101,12 @@ impl Server {
         for (name, kms) in transformers.kms_v2() {
             match tokio::time::timeout(Duration::from_secs(10), kms.probe()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(provider = %name, error = %e, "KMS v2 plugin is not healthy yet"),
-                Err(_) => tracing::warn!(provider = %name, "KMS v2 plugin did not answer within 10 s"),
+                Ok(Err(e)) => {
+                    tracing::warn!(provider = %name, error = %e, "KMS v2 plugin is not healthy yet")
+                }
+                Err(_) => {
+                    tracing::warn!(provider = %name, "KMS v2 plugin did not answer within 10 s")
+                }
             }
             let name = name.clone();
             tokio::spawn(probe_forever(kms.clone(), move |result| {
