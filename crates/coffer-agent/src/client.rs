@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent, WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use tokio::sync::mpsc;
 
@@ -95,6 +97,45 @@ impl Cluster {
             client,
             default_namespace,
         })
+    }
+
+    /// Lists every object of one kind in all namespaces as JSON (for `coffer scan`'s live
+    /// audit), or `None` when the server does not serve the kind (404). A Secret's `data` and
+    /// `stringData` are dropped as soon as they arrive: an audit needs names, not values.
+    pub async fn list_all(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+    ) -> Result<Option<Vec<serde_json::Value>>, ClientError> {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+            Err(source) => {
+                return Err(ClientError::Request {
+                    what: format!("list {plural}"),
+                    source,
+                });
+            }
+        };
+        let mut out = Vec::with_capacity(list.items.len());
+        for mut object in list.items {
+            if kind == "Secret"
+                && let Some(fields) = object.data.as_object_mut()
+            {
+                fields.remove("data");
+                fields.remove("stringData");
+            }
+            let mut value = serde_json::to_value(&object).unwrap_or(serde_json::Value::Null);
+            value["apiVersion"] = serde_json::Value::from(resource.api_version.clone());
+            value["kind"] = serde_json::Value::from(kind);
+            out.push(value);
+        }
+        Ok(Some(out))
     }
 
     /// The namespace of the kubeconfig's context (`default` if it names none).

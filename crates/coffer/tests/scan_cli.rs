@@ -3,6 +3,8 @@
 //! Uses only std (no dev-dependencies): temporary trees live under the system temp directory
 //! and are removed at the end of each test.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -236,4 +238,59 @@ fn objects_from_a_cluster_are_audited_and_readers_listed() {
         text.starts_with("Secret prod/db: 1 reader(s)\n  Group system:authenticated  [get,list]"),
         "{text}"
     );
+}
+
+/// `coffer scan --cluster` against the real `coffer serve`: a ConfigMap holding a password
+/// is reported, Secret values never appear, kinds the server does not serve are skipped.
+#[test]
+fn live_audit_of_coffer_serve() {
+    let coffer = support::Coffer::start(&[]);
+    let password = "Xq7-live-audit-P4ssw0rd-9z";
+    coffer.ok(
+        "1.33",
+        &[
+            "create",
+            "configmap",
+            "app-config",
+            &format!("--from-literal=db_password={password}"),
+        ],
+    );
+    coffer.ok(
+        "1.33",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "db",
+            &format!("--from-literal=password={password}"),
+        ],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["scan", "--kubeconfig"])
+        .arg(&coffer.kubeconfig)
+        .args(["--format", "json", "--fail-on", "never"])
+        .output()
+        .expect("coffer scan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("app-config"),
+        "the ConfigMap finding: {stdout}"
+    );
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "no value printed"
+    );
+    assert!(stderr.contains("does not serve pods"), "{stderr}");
+
+    let readers = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["scan", "--who-can-read", "--kubeconfig"])
+        .arg(&coffer.kubeconfig)
+        .output()
+        .expect("coffer scan --who-can-read");
+    let text = String::from_utf8_lossy(&readers.stdout);
+    assert!(readers.status.success(), "{text}");
+    assert!(text.contains("db"), "lists the Secret: {text}");
+    assert!(!text.contains(password));
 }

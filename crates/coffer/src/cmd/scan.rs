@@ -24,7 +24,10 @@ Examples:
   coffer scan --fail-on medium deploy/      fail CI on medium findings too
   coffer scan --list-rules                  show every rule id
 
-Live cluster (objects listed with kubectl from coffer serve or any API server):
+Live cluster (coffer serve or any API server):
+  coffer scan --cluster                     audit the cluster of $KUBECONFIG (RBAC, Pods, ConfigMaps)
+  coffer scan --cluster --who-can-read      who can read each Secret
+or with objects listed by kubectl:
   kubectl get roles,clusterroles,rolebindings,clusterrolebindings,configmaps,pods,deployments \
       -A -o json | coffer scan --objects -
   kubectl get secrets,roles,clusterroles,rolebindings,clusterrolebindings -A -o json \
@@ -88,8 +91,24 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "git")]
     objects: Option<PathBuf>,
 
-    /// With --objects: print who can get, list or watch each Secret (reverse RBAC) and exit.
-    #[arg(long, requires = "objects")]
+    /// Audit the live cluster instead of PATH: list RBAC objects, Pods and workloads,
+    /// ConfigMaps and Secret names from the API server of the kubeconfig (`--kubeconfig`, else
+    /// $KUBECONFIG, else ~/.kube/config), `coffer serve` or any Kubernetes. Secret values are
+    /// dropped as they arrive. Kinds the server does not serve are skipped with a note.
+    #[arg(long, conflicts_with_all = ["git", "objects"])]
+    cluster: bool,
+
+    /// With --cluster: the kubeconfig file (implies --cluster).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["git", "objects"])]
+    kubeconfig: Option<PathBuf>,
+
+    /// With --cluster: the kubeconfig context (implies --cluster).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["git", "objects"])]
+    context: Option<String>,
+
+    /// With --objects or --cluster: print who can get, list or watch each Secret (reverse
+    /// RBAC) and exit.
+    #[arg(long)]
     who_can_read: bool,
 
     /// Print every rule (id, severity, what it finds) and exit.
@@ -144,8 +163,15 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
     };
     let scanner = Scanner::new(options);
     let mut bar = ProgressLine::new();
-    let report = if let Some(source) = &args.objects {
-        let objects = parse_objects(&read_objects(source)?)?;
+    let live = args.cluster || args.kubeconfig.is_some() || args.context.is_some();
+    if args.who_can_read && !live && args.objects.is_none() {
+        anyhow::bail!("--who-can-read needs --objects FILE or --cluster");
+    }
+    let report = if live || args.objects.is_some() {
+        let objects = match &args.objects {
+            Some(source) => parse_objects(&read_objects(source)?)?,
+            None => list_cluster(&args)?,
+        };
         if args.who_can_read {
             let table = render_readers(&secret_readers(&objects), args.format);
             write_out(&args, table)?;
@@ -181,6 +207,57 @@ fn write_out(args: &Args, mut rendered: String) -> anyhow::Result<()> {
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
     Ok(())
+}
+
+/// The kinds a live audit lists: `(group, version, kind, plural)`.
+const LIVE_KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Secret", "secrets"),
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "Pod", "pods"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    ),
+];
+
+/// Lists the objects of a live audit from the kubeconfig's API server.
+fn list_cluster(args: &Args) -> anyhow::Result<Vec<serde_json::Value>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let options = coffer_agent::ClientOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        };
+        let cluster = coffer_agent::Cluster::connect(&options).await?;
+        let mut objects = Vec::new();
+        for (group, version, kind, plural) in LIVE_KINDS {
+            match cluster.list_all(group, version, kind, plural).await? {
+                Some(items) => objects.extend(items),
+                None => eprintln!("coffer scan: the server does not serve {plural}; skipped"),
+            }
+        }
+        Ok(objects)
+    })
 }
 
 /// The text of `--objects`: a file, or standard input for `-`.
