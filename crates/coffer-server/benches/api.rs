@@ -187,42 +187,51 @@ fn main() {
         let bare_url = format!("https://127.0.0.1:{}/", bare.port());
 
         let c50 = ["-t2", "-c50", "-d10s"];
+        let health_url = format!("{base}/healthz");
         let mut coffer_runs = Vec::new();
         let mut bare_runs = Vec::new();
+        let mut health_runs = Vec::new();
         for _ in 0..REPETITIONS {
             bare_runs.push(wrk(&c50, &bare_url, &token, None));
             coffer_runs.push(wrk(&c50, &get_url, &token, None));
+            health_runs.push(wrk(&c50, &health_url, &token, None));
         }
-        let (c, b) = (median(coffer_runs), median(bare_runs));
+        let (c, b, h) = (median(coffer_runs), median(bare_runs), median(health_runs));
         println!("API benchmark: GET of one {} byte Secret over HTTPS, 50 connections, median of {REPETITIONS} x 10 s", object.len());
         println!();
         println!("| target | req/s | p50 ms | p99 ms |");
         println!("|---|---|---|---|");
         println!("| bare hyper + rustls, same body | {:.0} | {:.2} | {:.2} |", b.rps, b.p50_ms, b.p99_ms);
+        println!("| coffer /healthz (TLS, authn, routing only) | {:.0} | {:.2} | {:.2} |", h.rps, h.p50_ms, h.p99_ms);
         println!("| coffer GET (token, decrypt, JSON) | {:.0} | {:.2} | {:.2} |", c.rps, c.p50_ms, c.p99_ms);
         println!("| **coffer / bare** | **{:.0}%** | | |", 100.0 * c.rps / b.rps);
 
         // LIST of 10,000 Secrets: fill with wrk POSTs (unique names per thread and request).
-        let script = dir.path().join("post.lua");
-        std::fs::write(
-            &script,
-            format!(
-                r#"local n = 0
-local id = tostring(math.random(1, 1000000000))
+        let collection = format!("{base}/api/v1/namespaces/bulk/secrets");
+        curl("POST", &format!("{base}/api/v1/namespaces"), Some(r#"{"metadata":{"name":"bulk"}}"#));
+        let mut created = 0;
+        for round in 0..20 {
+            // Names are unique per round and wrk thread: `s-<round>-<thread>-<n>`.
+            let script = dir.path().join(format!("post-{round}.lua"));
+            std::fs::write(
+                &script,
+                format!(
+                    r#"local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local n = 0
 request = function()
   n = n + 1
-  local body = '{{"metadata":{{"name":"s-' .. id .. '-' .. n .. '"}},"stringData":{{"value":"{value}"}}}}'
+  local body = '{{"metadata":{{"name":"s-{round}-' .. tid .. '-' .. n .. '"}},"stringData":{{"value":"{value}"}}}}'
   wrk.headers["Content-Type"] = "application/json"
   return wrk.format("POST", nil, nil, body)
 end
 "#
-            ),
-        )
-        .expect("lua");
-        let collection = format!("{base}/api/v1/namespaces/bulk/secrets");
-        curl("POST", &format!("{base}/api/v1/namespaces"), Some(r#"{"metadata":{"name":"bulk"}}"#));
-        let mut created = 0;
-        for _ in 0..20 {
+                ),
+            )
+            .expect("lua");
             wrk(&["-t2", "-c16", "-d3s"], &collection, &token, Some(&script));
             created = count_hint(&curl("GET", &collection, None));
             if created >= LIST_SIZE {
