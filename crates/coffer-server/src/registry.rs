@@ -220,6 +220,28 @@ impl AppState {
             if *plaintext(&new) == *plaintext(&current) {
                 return Ok((current, false));
             }
+            if finalized(&new) {
+                // The last finalizer of an object being deleted is gone: this update removes
+                // it, as kube-apiserver's store does (§8.9).
+                if dry_run {
+                    return Ok((new, true));
+                }
+                match self
+                    .store
+                    .txn(Txn::delete(key.clone(), Some(kv.mod_revision)))
+                    .await?
+                {
+                    TxnOutcome::Committed { revision, .. } => {
+                        let mut new = new;
+                        new.metadata_mut().resource_version = Some(revision.to_string());
+                        return Ok((new, true));
+                    }
+                    TxnOutcome::Failed { .. } if wanted.is_some() => {
+                        return Err(conflict::<K>(name));
+                    }
+                    TxnOutcome::Failed { .. } => continue,
+                }
+            }
             let value = self.encode(&key, &new).await?;
             if dry_run {
                 return Ok((new, true));
@@ -304,6 +326,12 @@ fn plaintext<K: ApiKind>(obj: &K) -> Zeroizing<Vec<u8>> {
     let mut copy = obj.clone();
     prepare_for_storage(copy.metadata_mut());
     Zeroizing::new(encode_for_storage(&copy))
+}
+
+/// True for an object marked for deletion whose finalizers are all gone.
+fn finalized<K: ApiKind>(obj: &K) -> bool {
+    let meta = obj.metadata();
+    meta.deletion_timestamp.is_some() && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
 }
 
 fn conflict<K: ApiKind>(name: &str) -> ApiError {

@@ -549,6 +549,39 @@ async fn delete<K: ApiKind>(
     let options = DeleteOptions::parse(body)?;
     let dry_run = q.dry_run()? || options.dry_run.iter().any(|d| d == "All");
     let pre = options.preconditions.unwrap_or_default();
+    let current: K = state.get(namespace, name).await?;
+    if current
+        .metadata()
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| !f.is_empty())
+    {
+        // Finalizers hold the object: mark it (deletionTimestamp) and answer with it; the
+        // update that removes the last finalizer deletes it (§8.9).
+        let (marked, _) = state
+            .update::<K, _>(namespace, name, dry_run, |mut obj| {
+                if let Some(uid) = pre.uid.as_deref()
+                    && obj.metadata().uid.as_deref() != Some(uid)
+                {
+                    return Err(ApiError::Conflict {
+                        resource: K::group_resource(),
+                        name: name.to_owned(),
+                        why: format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            obj.metadata().uid.clone().unwrap_or_default()
+                        ),
+                    });
+                }
+                let meta = obj.metadata_mut();
+                if meta.deletion_timestamp.is_none() {
+                    meta.deletion_timestamp = Some(Time(crate::kinds::now()));
+                    meta.deletion_grace_period_seconds = Some(0);
+                }
+                Ok(obj)
+            })
+            .await?;
+        return Ok(json_ok(&marked));
+    }
     let gone: K = state
         .delete(
             namespace,

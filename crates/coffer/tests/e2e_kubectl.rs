@@ -419,3 +419,76 @@ fn authentication_and_encryption_at_rest() {
         "secrets are stored with the secretbox envelope"
     );
 }
+
+/// Finalizers hold a deleted Secret (§8.9): DELETE marks it with a deletionTimestamp and
+/// keeps it; removing the last finalizer removes it, and `kubectl delete` (which waits with a
+/// watch) returns once it is gone.
+#[test]
+fn finalizers_hold_a_deleted_secret() {
+    let coffer = Coffer::start(&[]);
+    let manifest = coffer.data_dir().join("held.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\nstringData:\n  k: v\n",
+    )
+    .expect("write");
+    coffer.ok("1.33", &["apply", "-f", manifest.to_str().expect("utf8")]);
+    let out = coffer.ok("1.33", &["delete", "secret", "held", "--wait=false"]);
+    assert!(out.contains("secret \"held\" deleted"), "{out}");
+    let marked = coffer.ok(
+        "1.33",
+        &[
+            "get",
+            "secret",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+    );
+    assert!(!marked.is_empty(), "still there, marked for deletion");
+    // Adding a finalizer to an object being deleted is refused.
+    let refused = coffer.fails(
+        "1.33",
+        &[
+            "patch",
+            "secret",
+            "held",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["example.com/hold","example.com/more"]}}"#,
+        ],
+    );
+    assert!(
+        refused.contains("no new finalizers can be added"),
+        "{refused}"
+    );
+
+    let mut waiter = std::process::Command::new(support::kubectl_binary("1.33"))
+        .arg("--kubeconfig")
+        .arg(&coffer.kubeconfig)
+        .args(["delete", "secret", "held", "--timeout=30s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl delete");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    coffer.ok(
+        "1.33",
+        &[
+            "patch",
+            "secret",
+            "held",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+    );
+    let status = waiter.wait().expect("wait");
+    assert!(
+        status.success(),
+        "kubectl delete returned once the Secret was gone"
+    );
+    let gone = coffer.fails("1.33", &["get", "secret", "held"]);
+    assert!(gone.contains("NotFound"), "{gone}");
+}
