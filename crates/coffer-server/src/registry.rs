@@ -66,12 +66,11 @@ impl AppState {
         Ok(obj)
     }
 
-    /// The bytes an object is stored as: encoded, then encrypted with `key` as AAD.
-    async fn encode<K: ApiKind>(&self, key: &[u8], obj: &K) -> ApiResult<Bytes> {
-        let plain = plaintext(obj);
+    /// The bytes stored for `plain` (an object's [`plaintext`]): encrypted with `key` as AAD.
+    async fn seal<K: ApiKind>(&self, key: &[u8], plain: &[u8]) -> ApiResult<Bytes> {
         let stored = self
             .transformer::<K>()
-            .to_storage(&plain, key)
+            .to_storage(plain, key)
             .await
             .map_err(|e| {
                 ApiError::internal(format!(
@@ -159,7 +158,7 @@ impl AppState {
     ) -> ApiResult<K> {
         let name = obj.metadata().name.clone().unwrap_or_default();
         let key = self.key_of::<K>(namespace, &name);
-        let value = self.encode(&key, &obj).await?;
+        let value = self.seal::<K>(&key, &plaintext(&obj)).await?;
         if dry_run {
             if self.store.get(&key).await?.kv.is_some() {
                 return Err(ApiError::AlreadyExists {
@@ -217,7 +216,8 @@ impl AppState {
             {
                 return Err(conflict::<K>(name));
             }
-            if *plaintext(&new) == *plaintext(&current) {
+            let plain = plaintext(&new);
+            if *plain == *plaintext(&current) {
                 return Ok((current, false));
             }
             if finalized(&new) {
@@ -242,7 +242,7 @@ impl AppState {
                     TxnOutcome::Failed { .. } => continue,
                 }
             }
-            let value = self.encode(&key, &new).await?;
+            let value = self.seal::<K>(&key, &plain).await?;
             if dry_run {
                 return Ok((new, true));
             }
