@@ -26,20 +26,20 @@ pub(super) trait FromProto<P> {
 }
 
 /// A Go non-pointer string: always written.
-fn always(s: &Option<String>) -> Option<String> {
+pub(super) fn always(s: &Option<String>) -> Option<String> {
     Some(s.clone().unwrap_or_default())
 }
 
 /// Back from a Go non-pointer string: empty is absent.
-fn nonempty(s: Option<String>) -> Option<String> {
+pub(super) fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-fn list<T, P>(v: &Option<Vec<T>>, f: impl Fn(&T) -> P) -> Vec<P> {
+pub(super) fn list<T, P>(v: &Option<Vec<T>>, f: impl Fn(&T) -> P) -> Vec<P> {
     v.iter().flatten().map(f).collect()
 }
 
-fn unlist<P, T>(v: Vec<P>, f: impl Fn(P) -> T) -> Option<Vec<T>> {
+pub(super) fn unlist<P, T>(v: Vec<P>, f: impl Fn(P) -> T) -> Option<Vec<T>> {
     (!v.is_empty()).then(|| v.into_iter().map(f).collect())
 }
 

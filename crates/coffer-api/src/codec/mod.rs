@@ -21,6 +21,7 @@
 //! This module does no I/O and logs nothing; errors never quote object content.
 
 mod convert;
+mod rbac;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -186,6 +187,24 @@ macro_rules! core_v1 {
 }
 
 core_v1!(Secret, ConfigMap, Namespace, ServiceAccount);
+
+macro_rules! rbac_v1 {
+    ($($t:ident),*) => {$(
+        impl StorageObject for k8s_openapi::api::rbac::v1::$t {
+            const API_VERSION: &'static str = "rbac.authorization.k8s.io/v1";
+            const KIND: &'static str = stringify!($t);
+            type Proto = k8s_pb::api::rbac::v1::$t;
+            fn to_proto(&self) -> Self::Proto {
+                convert::ToProto::to_proto(self)
+            }
+            fn from_proto(proto: Self::Proto) -> Self {
+                convert::FromProto::from_proto(proto)
+            }
+        }
+    )*};
+}
+
+rbac_v1!(Role, ClusterRole, RoleBinding, ClusterRoleBinding);
 
 #[cfg(test)]
 mod tests;

@@ -168,3 +168,92 @@ fn prepare_clears_resource_version_and_self_link() {
     prepare_for_storage(&mut m);
     assert_eq!((m.resource_version, m.self_link), (None, None));
 }
+
+#[test]
+fn rbac_kinds_round_trip() {
+    use k8s_openapi::api::rbac::v1::{
+        AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
+        Subject,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        LabelSelector, LabelSelectorRequirement,
+    };
+    let rule = PolicyRule {
+        verbs: vec!["get".into(), "list".into()],
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["secrets".into()]),
+        resource_names: Some(vec!["db".into()]),
+        non_resource_urls: None,
+    };
+    let role = Role {
+        metadata: meta("secret-reader"),
+        rules: Some(vec![rule.clone()]),
+    };
+    let bytes = encode_for_storage(&role);
+    assert!(bytes.starts_with(b"k8s\0"));
+    assert!(
+        bytes
+            .windows(b"rbac.authorization.k8s.io/v1".len())
+            .any(|w| w == b"rbac.authorization.k8s.io/v1")
+    );
+    assert_eq!(decode_from_storage::<Role>(&bytes).unwrap(), role);
+    assert!(decode_from_storage::<ClusterRole>(&bytes).is_err());
+
+    let mut cluster_meta = meta("agg");
+    cluster_meta.namespace = None;
+    let cluster_role = ClusterRole {
+        metadata: cluster_meta.clone(),
+        rules: Some(vec![PolicyRule {
+            verbs: vec!["get".into()],
+            non_resource_urls: Some(vec!["/healthz".into()]),
+            ..PolicyRule::default()
+        }]),
+        aggregation_rule: Some(AggregationRule {
+            cluster_role_selectors: Some(vec![LabelSelector {
+                match_labels: Some(BTreeMap::from([("a".into(), "true".into())])),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "b".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["x".into()]),
+                }]),
+            }]),
+        }),
+    };
+    let back = decode_from_storage::<ClusterRole>(&encode_for_storage(&cluster_role)).unwrap();
+    assert_eq!(back, cluster_role);
+
+    let subjects = vec![
+        Subject {
+            kind: "User".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            name: "bob".into(),
+            namespace: None,
+        },
+        Subject {
+            kind: "ServiceAccount".into(),
+            api_group: None,
+            name: "sa1".into(),
+            namespace: Some("default".into()),
+        },
+    ];
+    let role_ref = RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: "Role".into(),
+        name: "secret-reader".into(),
+    };
+    let binding = RoleBinding {
+        metadata: meta("rb1"),
+        subjects: Some(subjects.clone()),
+        role_ref: role_ref.clone(),
+    };
+    let back = decode_from_storage::<RoleBinding>(&encode_for_storage(&binding)).unwrap();
+    assert_eq!(back, binding);
+    let cluster_binding = ClusterRoleBinding {
+        metadata: cluster_meta,
+        subjects: Some(subjects),
+        role_ref,
+    };
+    let back =
+        decode_from_storage::<ClusterRoleBinding>(&encode_for_storage(&cluster_binding)).unwrap();
+    assert_eq!(back, cluster_binding);
+}
