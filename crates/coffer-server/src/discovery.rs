@@ -2,6 +2,7 @@
 //! aggregated (v2, v2beta1) forms, all generated from one table of served resources.
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::negotiate::{self, DISCOVERY_V2, DISCOVERY_V2BETA1, Discovery};
 use crate::state::AppState;
+use crate::status::ApiError;
 
 /// One served resource, as discovery describes it.
 #[derive(Clone, Copy, Debug)]
@@ -38,43 +40,229 @@ const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// Only `create` (review APIs, TokenRequest).
+const CREATE_ONLY: &[&str] = &["create"];
+
+const RBAC_VERBS: &[&str] = ALL_VERBS;
+
+/// One served group-version and its resources.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupVersion {
+    /// The group, empty for the core group.
+    pub group: &'static str,
+    /// The version.
+    pub version: &'static str,
+    /// The resources, sorted by name.
+    pub resources: &'static [ResourceInfo],
+}
+
+impl GroupVersion {
+    /// `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const fn resource(
+    name: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    verbs: &'static [&'static str],
+    short_names: &'static [&'static str],
+) -> ResourceInfo {
+    ResourceInfo {
+        name,
+        singular,
+        kind,
+        namespaced,
+        verbs,
+        short_names,
+    }
+}
+
 /// The core (`v1`) resources Coffer serves.
 pub const CORE_V1: &[ResourceInfo] = &[
-    ResourceInfo {
-        name: "configmaps",
-        singular: "configmap",
-        kind: "ConfigMap",
-        namespaced: true,
-        verbs: ALL_VERBS,
-        short_names: &["cm"],
-    },
-    ResourceInfo {
-        name: "namespaces",
-        singular: "namespace",
-        kind: "Namespace",
-        namespaced: false,
-        verbs: &[
+    resource(
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        ALL_VERBS,
+        &["cm"],
+    ),
+    resource(
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ],
-        short_names: &["ns"],
+        &["ns"],
+    ),
+    resource("secrets", "secret", "Secret", true, ALL_VERBS, &[]),
+    resource(
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        ALL_VERBS,
+        &["sa"],
+    ),
+];
+
+const RBAC_V1: &[ResourceInfo] = &[
+    resource(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        RBAC_VERBS,
+        &[],
+    ),
+    resource(
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        RBAC_VERBS,
+        &[],
+    ),
+    resource(
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        RBAC_VERBS,
+        &[],
+    ),
+    resource("roles", "role", "Role", true, RBAC_VERBS, &[]),
+];
+
+const AUTHORIZATION_V1: &[ResourceInfo] = &[
+    resource(
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        true,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+];
+
+const AUTHENTICATION_V1: &[ResourceInfo] = &[
+    resource(
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "tokenreviews",
+        "tokenreview",
+        "TokenReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+];
+
+const AUTHENTICATION_V1BETA1: &[ResourceInfo] = &[resource(
+    "selfsubjectreviews",
+    "selfsubjectreview",
+    "SelfSubjectReview",
+    false,
+    CREATE_ONLY,
+    &[],
+)];
+
+/// Every served group-version; within a group the preferred version comes first.
+pub const GROUP_VERSIONS: &[GroupVersion] = &[
+    GroupVersion {
+        group: "",
+        version: "v1",
+        resources: CORE_V1,
     },
-    ResourceInfo {
-        name: "secrets",
-        singular: "secret",
-        kind: "Secret",
-        namespaced: true,
-        verbs: ALL_VERBS,
-        short_names: &[],
+    GroupVersion {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resources: RBAC_V1,
     },
-    ResourceInfo {
-        name: "serviceaccounts",
-        singular: "serviceaccount",
-        kind: "ServiceAccount",
-        namespaced: true,
-        verbs: ALL_VERBS,
-        short_names: &["sa"],
+    GroupVersion {
+        group: "authorization.k8s.io",
+        version: "v1",
+        resources: AUTHORIZATION_V1,
+    },
+    GroupVersion {
+        group: "authentication.k8s.io",
+        version: "v1",
+        resources: AUTHENTICATION_V1,
+    },
+    GroupVersion {
+        group: "authentication.k8s.io",
+        version: "v1beta1",
+        resources: AUTHENTICATION_V1BETA1,
     },
 ];
+
+/// The served group-version `group/version`.
+pub fn group_version(group: &str, version: &str) -> Option<&'static GroupVersion> {
+    GROUP_VERSIONS
+        .iter()
+        .find(|gv| gv.group == group && gv.version == version)
+}
+
+/// The discovery entry of a resource in a group (any served version).
+pub fn find_resource(group: &str, name: &str) -> Option<&'static ResourceInfo> {
+    GROUP_VERSIONS
+        .iter()
+        .filter(|gv| gv.group == group)
+        .flat_map(|gv| gv.resources)
+        .find(|r| r.name == name)
+}
+
+/// The named groups (all but core), each with its versions, preferred first.
+fn named_groups() -> Vec<(&'static str, Vec<&'static GroupVersion>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static GroupVersion>)> = Vec::new();
+    for gv in GROUP_VERSIONS.iter().filter(|gv| !gv.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == gv.group) {
+            Some((_, versions)) => versions.push(gv),
+            None => groups.push((gv.group, vec![gv])),
+        }
+    }
+    groups
+}
 
 /// The Kubernetes version Coffer reports: the newest kubectl it is tested with.
 pub const KUBE_MINOR: &str = "33";
@@ -93,6 +281,10 @@ pub fn router() -> Router<AppState> {
         .route("/apis/", get(apis))
         .route("/api/v1", get(api_v1))
         .route("/api/v1/", get(api_v1))
+        .route("/apis/{group}", get(api_group))
+        .route("/apis/{group}/", get(api_group))
+        .route("/apis/{group}/{version}", get(api_group_version))
+        .route("/apis/{group}/{version}/", get(api_group_version))
 }
 
 async fn ok() -> &'static str {
@@ -140,18 +332,69 @@ async fn api(headers: HeaderMap) -> Response {
 
 async fn apis(headers: HeaderMap) -> Response {
     match negotiate::discovery(&headers) {
-        Discovery::Legacy => {
-            json_response(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
-        }
-        d => aggregated(d, Vec::new()),
+        Discovery::Legacy => json_response(json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": named_groups().iter().map(|(g, versions)| group_json(g, versions)).collect::<Vec<_>>(),
+        })),
+        d => aggregated(
+            d,
+            named_groups()
+                .iter()
+                .map(|(g, versions)| {
+                    json!({
+                        "metadata": {"name": g, "creationTimestamp": null},
+                        "versions": versions.iter().map(|gv| json!({
+                            "version": gv.version,
+                            "freshness": "Current",
+                            "resources": aggregated_resources(gv.group, gv.version, gv.resources),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        ),
     }
 }
 
+fn group_json(group: &str, versions: &[&GroupVersion]) -> Value {
+    let version =
+        |gv: &GroupVersion| json!({"groupVersion": gv.api_version(), "version": gv.version});
+    json!({
+        "name": group,
+        "versions": versions.iter().map(|gv| version(gv)).collect::<Vec<_>>(),
+        "preferredVersion": version(versions[0]),
+    })
+}
+
 async fn api_v1() -> Response {
+    resource_list(&GROUP_VERSIONS[0])
+}
+
+async fn api_group(Path(group): Path<String>) -> Response {
+    match named_groups().into_iter().find(|(g, _)| *g == group) {
+        Some((g, versions)) => {
+            let mut body = group_json(g, &versions);
+            body["kind"] = json!("APIGroup");
+            body["apiVersion"] = json!("v1");
+            json_response(body)
+        }
+        None => ApiError::UnknownPath.into_response(),
+    }
+}
+
+async fn api_group_version(Path((group, version)): Path<(String, String)>) -> Response {
+    match group_version(&group, &version) {
+        Some(gv) => resource_list(gv),
+        None => ApiError::UnknownPath.into_response(),
+    }
+}
+
+fn resource_list(gv: &GroupVersion) -> Response {
     json_response(json!({
         "kind": "APIResourceList",
-        "groupVersion": "v1",
-        "resources": CORE_V1.iter().map(|r| {
+        "apiVersion": "v1",
+        "groupVersion": gv.api_version(),
+        "resources": gv.resources.iter().map(|r| {
             let mut v = json!({
                 "name": r.name,
                 "singularName": r.singular,
@@ -208,9 +451,4 @@ fn aggregated(version: Discovery, items: Vec<Value>) -> Response {
 pub fn json_response(body: Value) -> Response {
     let bytes = serde_json::to_vec(&body).expect("BUG: a Value always serializes");
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
-}
-
-/// The resource-table entry for `name` in the core group.
-pub fn core_resource(name: &str) -> Option<&'static ResourceInfo> {
-    CORE_V1.iter().find(|r| r.name == name)
 }

@@ -19,12 +19,16 @@ mod discovery;
 mod kinds;
 mod negotiate;
 mod openapi;
+mod openapi_rbac;
 mod registry;
 mod resources;
+mod reviews;
 mod server;
 mod state;
 mod status;
+mod subresources;
 mod table;
+mod tokens;
 mod watch;
 
 // The public interface.

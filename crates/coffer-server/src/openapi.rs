@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/swagger-2.0.0.pb-v1", get(v2))
         .route("/openapi/v3", get(v3_root))
         .route("/openapi/v3/api/v1", get(v3_core))
+        .route(
+            "/openapi/v3/apis/rbac.authorization.k8s.io/v1",
+            get(v3_rbac),
+        )
 }
 
 async fn v2() -> Response {
@@ -35,25 +39,41 @@ async fn v2() -> Response {
         .into_response()
 }
 
-static CORE_DOC: LazyLock<(Vec<u8>, String)> = LazyLock::new(|| {
-    let body = serde_json::to_vec(&core_document()).expect("BUG: a Value always serializes");
+/// A serialized group document and its hash (the `?hash=` and `ETag` kubectl caches by).
+type Doc = (Vec<u8>, String);
+
+fn finish(doc: &Value) -> Doc {
+    let body = serde_json::to_vec(doc).expect("BUG: a Value always serializes");
     let hash = Sha256::digest(&body)
         .iter()
         .take(16)
         .map(|b| format!("{b:02X}"))
         .collect();
     (body, hash)
-});
+}
+
+static CORE_DOC: LazyLock<Doc> = LazyLock::new(|| finish(&core_document()));
+static RBAC_DOC: LazyLock<Doc> = LazyLock::new(|| finish(&crate::openapi_rbac::document()));
 
 async fn v3_root() -> Response {
-    let hash = &CORE_DOC.1;
     crate::discovery::json_response(json!({
-        "paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={hash}")}}
+        "paths": {
+            "api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", CORE_DOC.1)},
+            "apis/rbac.authorization.k8s.io/v1": {"serverRelativeURL": format!(
+                "/openapi/v3/apis/rbac.authorization.k8s.io/v1?hash={}", RBAC_DOC.1)},
+        }
     }))
 }
 
 async fn v3_core(headers: HeaderMap) -> Response {
-    let (body, hash) = &*CORE_DOC;
+    serve_doc(&CORE_DOC, &headers)
+}
+
+async fn v3_rbac(headers: HeaderMap) -> Response {
+    serve_doc(&RBAC_DOC, &headers)
+}
+
+fn serve_doc((body, hash): &Doc, headers: &HeaderMap) -> Response {
     let etag = format!("\"{hash}\"");
     if headers
         .get(header::IF_NONE_MATCH)
@@ -73,8 +93,8 @@ async fn v3_core(headers: HeaderMap) -> Response {
         .into_response()
 }
 
-fn gvk(kind: &str) -> Value {
-    json!([{"group": "", "version": "v1", "kind": kind}])
+fn gvk(group: &str, kind: &str) -> Value {
+    json!([{"group": group, "version": "v1", "kind": kind}])
 }
 
 fn query_param(name: &str, description: &str) -> Value {
@@ -102,39 +122,52 @@ fn write_params(patch: bool) -> Vec<Value> {
     p
 }
 
-fn op(kind: &str, action: &str, params: Vec<Value>) -> Value {
+/// Where a group's schemas live: (`""`, `io.k8s.api.core.v1`) or
+/// (`rbac.authorization.k8s.io`, `io.k8s.api.rbac.v1`).
+pub struct Api {
+    /// The group.
+    pub group: &'static str,
+    /// The URL prefix, `/api/v1` or `/apis/<group>/v1`.
+    pub prefix: &'static str,
+    /// The schema name prefix.
+    pub schema: &'static str,
+}
+
+fn op(api: &Api, kind: &str, action: &str, params: Vec<Value>) -> Value {
     json!({
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
+        "x-kubernetes-group-version-kind": {"group": api.group, "version": "v1", "kind": kind},
         "parameters": params,
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/io.k8s.api.core.v1.{kind}")}}}}},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}.{kind}", api.schema)}}}}},
     })
 }
 
-fn paths_for(r: &ResourceInfo) -> Vec<(String, Value)> {
+/// The collection and item paths of one resource.
+pub fn paths_for(api: &Api, r: &ResourceInfo) -> Vec<(String, Value)> {
+    let prefix = api.prefix;
     let (collection, item) = if r.namespaced {
         (
-            format!("/api/v1/namespaces/{{namespace}}/{}", r.name),
-            format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.name),
+            format!("{prefix}/namespaces/{{namespace}}/{}", r.name),
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.name),
         )
     } else {
         (
-            format!("/api/v1/{}", r.name),
-            format!("/api/v1/{}/{{name}}", r.name),
+            format!("{prefix}/{}", r.name),
+            format!("{prefix}/{}/{{name}}", r.name),
         )
     };
     vec![
         (
             collection,
-            json!({"get": op(r.kind, "list", vec![]), "post": op(r.kind, "post", write_params(false))}),
+            json!({"get": op(api, r.kind, "list", vec![]), "post": op(api, r.kind, "post", write_params(false))}),
         ),
         (
             item,
             json!({
-                "get": op(r.kind, "get", vec![]),
-                "put": op(r.kind, "put", write_params(false)),
-                "patch": op(r.kind, "patch", write_params(true)),
-                "delete": op(r.kind, "delete", vec![]),
+                "get": op(api, r.kind, "get", vec![]),
+                "put": op(api, r.kind, "put", write_params(false)),
+                "patch": op(api, r.kind, "patch", write_params(true)),
+                "delete": op(api, r.kind, "delete", vec![]),
             }),
         ),
     ]
@@ -149,7 +182,8 @@ fn string_map(description: &str, byte: bool) -> Value {
     json!({"type": "object", "description": description, "additionalProperties": items})
 }
 
-fn meta_ref() -> Value {
+/// `metadata`, a `$ref` to ObjectMeta.
+pub fn meta_ref() -> Value {
     json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {},
         "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"})
 }
@@ -163,17 +197,27 @@ fn type_meta_props() -> Value {
 }
 
 fn kind_schema(kind: &str, description: &str, extra: Value) -> Value {
+    group_kind_schema("", kind, description, extra)
+}
+
+/// The schema of a top-level kind: type meta, metadata and `extra` properties.
+pub fn group_kind_schema(group: &str, kind: &str, description: &str, extra: Value) -> Value {
     let mut props = type_meta_props();
     if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
         p.extend(e.clone());
     }
-    json!({"type": "object", "description": description, "properties": props, "x-kubernetes-group-version-kind": gvk(kind)})
+    json!({"type": "object", "description": description, "properties": props, "x-kubernetes-group-version-kind": gvk(group, kind)})
 }
 
 fn core_document() -> Value {
     let mut paths = serde_json::Map::new();
+    let api = Api {
+        group: "",
+        prefix: "/api/v1",
+        schema: "io.k8s.api.core.v1",
+    };
     for r in CORE_V1 {
-        for (path, item) in paths_for(r) {
+        for (path, item) in paths_for(&api, r) {
             paths.insert(path, item);
         }
     }
@@ -204,7 +248,14 @@ fn core_document() -> Value {
                 "imagePullSecrets": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
                 "secrets": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}}},
             })),
-            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": object_meta_schema(),
+        }},
+    })
+}
+
+/// The ObjectMeta schema every document carries.
+pub fn object_meta_schema() -> Value {
+    json!({
                 "type": "object",
                 "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
                 "properties": {
@@ -221,7 +272,5 @@ fn core_document() -> Value {
                     "ownerReferences": {"type": "array", "items": {"type": "object"}},
                     "managedFields": {"type": "array", "items": {"type": "object"}},
                 },
-            },
-        }},
     })
 }

@@ -49,7 +49,7 @@ impl AppState {
     }
 
     fn transformer<K: ApiKind>(&self) -> std::sync::Arc<coffer_encryption::PrefixTransformers> {
-        self.transformers.for_resource("", K::RESOURCE)
+        self.transformers.for_resource(K::API_GROUP, K::RESOURCE)
     }
 
     /// Decrypts and decodes a stored value, setting `resourceVersion`.

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_api::k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, NamespaceStatus, Secret, ServiceAccount,
 };
+use coffer_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use rand::Rng;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 use crate::authn::UserInfo;
 use crate::authz;
 use crate::body::{self, FieldValidation};
-use crate::kinds::ApiKind;
+use crate::kinds::{ApiKind, RBAC_GROUP};
 use crate::negotiate::{self, Output, PatchType};
 use crate::registry::ListRequest;
 use crate::state::AppState;
@@ -29,33 +30,128 @@ use crate::status::{ApiError, ApiResult};
 use crate::watch;
 use coffer_api::{FieldSelector, LabelSelector};
 
-/// Routes for `/api/v1/...` resources.
+/// Routes for resources: `/api/v1/...` (core) and `/apis/{group}/{version}/...`.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/{resource}",
-            get(cluster_collection_get).post(cluster_collection_post),
-        )
-        .route(
-            "/api/v1/{resource}/{name}",
-            get(cluster_item_get)
-                .put(cluster_item_put)
-                .patch(cluster_item_patch)
-                .delete(cluster_item_delete),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/{resource}",
-            get(collection_get)
-                .post(collection_post)
-                .delete(collection_delete),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/{resource}/{name}",
-            get(item_get)
-                .put(item_put)
-                .patch(item_patch)
-                .delete(item_delete),
-        )
+    let mut router = Router::new();
+    for prefix in ["/api/{version}", "/apis/{group}/{version}"] {
+        router = router
+            .route(
+                &format!("{prefix}/{{resource}}"),
+                get(collection_get).post(collection_post),
+            )
+            .route(
+                &format!("{prefix}/{{resource}}/{{name}}"),
+                get(item_get)
+                    .put(item_put)
+                    .patch(item_patch)
+                    .delete(item_delete),
+            )
+            .route(
+                &format!("{prefix}/{{resource}}/{{name}}/{{subresource}}"),
+                get(subresource_get)
+                    .put(subresource_put)
+                    .post(subresource_post),
+            )
+            .route(
+                &format!("{prefix}/namespaces/{{namespace}}/{{resource}}"),
+                get(collection_get)
+                    .post(collection_post)
+                    .put(subresource_put)
+                    .delete(collection_delete),
+            )
+            .route(
+                &format!("{prefix}/namespaces/{{namespace}}/{{resource}}/{{name}}"),
+                get(item_get)
+                    .put(item_put)
+                    .patch(item_patch)
+                    .delete(item_delete),
+            )
+            .route(
+                &format!("{prefix}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{subresource}}"),
+                get(subresource_get)
+                    .put(subresource_put)
+                    .post(subresource_post),
+            );
+    }
+    router
+}
+
+/// What a resource path names: `/api/v1/namespaces/ns/secrets/s1` is group `""`, namespace
+/// `ns`, resource `secrets`, name `s1`.
+pub struct Target {
+    /// The API group, empty for core.
+    pub group: String,
+    /// The namespace, for namespaced paths.
+    pub namespace: Option<String>,
+    /// The plural resource.
+    pub resource: String,
+    /// The object name, for item paths.
+    pub name: Option<String>,
+    /// The subresource (`token`, `status`, `finalize`).
+    pub subresource: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let Path(mut params): Path<std::collections::HashMap<String, String>> =
+            Path::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::UnknownPath)?;
+        let group = params.remove("group").unwrap_or_default();
+        let version = params.remove("version").unwrap_or_default();
+        let served = crate::discovery::group_version(&group, &version).is_some();
+        // `/apis/{group}` with an empty group would be the core group under the wrong prefix.
+        if !served || (group.is_empty() && !parts.uri.path().starts_with("/api/")) {
+            return Err(ApiError::UnknownPath);
+        }
+        let mut target = Target {
+            group,
+            namespace: params.remove("namespace"),
+            resource: params.remove("resource").unwrap_or_default(),
+            name: params.remove("name"),
+            subresource: params.remove("subresource"),
+        };
+        // `/api/v1/namespaces/{name}/status` and `/finalize` are the namespace's own
+        // subresources, not collections inside it (kube's RequestInfo special case).
+        if target.group.is_empty()
+            && target.name.is_none()
+            && matches!(target.resource.as_str(), "status" | "finalize")
+            && let Some(ns) = target.namespace.take()
+        {
+            target.subresource = Some(std::mem::replace(
+                &mut target.resource,
+                "namespaces".to_owned(),
+            ));
+            target.name = Some(ns);
+        }
+        Ok(target)
+    }
+}
+
+impl Target {
+    /// The namespace of a namespaced path.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The object name, empty for collections.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    /// The kind must be namespaced exactly when the path has a namespace.
+    fn check_scope<K: ApiKind>(&self) -> ApiResult<()> {
+        if K::info().namespaced == self.namespace.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::UnknownPath)
+        }
+    }
 }
 
 /// Query parameters of list, watch and write requests.
@@ -80,7 +176,8 @@ impl ApiQuery {
         matches!(self.watch.as_deref(), Some("true" | "1"))
     }
 
-    fn dry_run(&self) -> ApiResult<bool> {
+    /// `dryRun=All`.
+    pub fn dry_run(&self) -> ApiResult<bool> {
         match self.dry_run.as_deref() {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
@@ -91,24 +188,40 @@ impl ApiQuery {
     }
 }
 
-/// Runs `$body` with `K` bound to the kind served under `$resource`.
+/// Runs `$body` with `K` bound to the kind served as `$group`/`$resource`.
 macro_rules! dispatch {
-    ($resource:expr, $namespaced:expr, |$k:ident| $body:expr) => {{
-        match ($resource.as_str(), $namespaced) {
-            ("secrets", true) => {
+    ($target:expr, |$k:ident| $body:expr) => {{
+        match ($target.group.as_str(), $target.resource.as_str()) {
+            ("", "secrets") => {
                 type $k = Secret;
                 $body
             }
-            ("configmaps", true) => {
+            ("", "configmaps") => {
                 type $k = ConfigMap;
                 $body
             }
-            ("serviceaccounts", true) => {
+            ("", "serviceaccounts") => {
                 type $k = ServiceAccount;
                 $body
             }
-            ("namespaces", false) => {
+            ("", "namespaces") => {
                 type $k = Namespace;
+                $body
+            }
+            (RBAC_GROUP, "roles") => {
+                type $k = Role;
+                $body
+            }
+            (RBAC_GROUP, "rolebindings") => {
+                type $k = RoleBinding;
+                $body
+            }
+            (RBAC_GROUP, "clusterroles") => {
+                type $k = ClusterRole;
+                $body
+            }
+            (RBAC_GROUP, "clusterrolebindings") => {
+                type $k = ClusterRoleBinding;
                 $body
             }
             _ => Err(ApiError::UnknownPath),
@@ -116,173 +229,105 @@ macro_rules! dispatch {
     }};
 }
 
-/// `/api/v1/{resource}`: a cluster-scoped collection, or every namespace of a namespaced one.
-async fn cluster_collection_get(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path(resource): Path<String>,
-    Query(q): Query<ApiQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let r: ApiResult<Response> = match resource.as_str() {
-        "secrets" => list::<Secret>(&state, &user, None, &q, &headers).await,
-        "configmaps" => list::<ConfigMap>(&state, &user, None, &q, &headers).await,
-        "serviceaccounts" => list::<ServiceAccount>(&state, &user, None, &q, &headers).await,
-        "namespaces" => list::<Namespace>(&state, &user, None, &q, &headers).await,
-        _ => Err(ApiError::UnknownPath),
-    };
-    r.into_response()
-}
-
-async fn cluster_collection_post(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path(resource): Path<String>,
-    Query(q): Query<ApiQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, false, |K| create::<K>(
-        &state, &user, None, &q, &headers, &body
-    )
-    .await);
-    r.into_response()
-}
-
-async fn cluster_item_get(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path((resource, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, false, |K| read::<K>(
-        &state, &user, None, &name, &headers
-    )
-    .await);
-    r.into_response()
-}
-
-async fn cluster_item_put(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path((resource, name)): Path<(String, String)>,
-    Query(q): Query<ApiQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, false, |K| replace::<K>(
-        &state, &user, None, &name, &q, &headers, &body
-    )
-    .await);
-    r.into_response()
-}
-
-async fn cluster_item_patch(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path((resource, name)): Path<(String, String)>,
-    Query(q): Query<ApiQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, false, |K| patch::<K>(
-        &state, &user, None, &name, &q, &headers, &body
-    )
-    .await);
-    r.into_response()
-}
-
-async fn cluster_item_delete(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    Path((resource, name)): Path<(String, String)>,
-    Query(q): Query<ApiQuery>,
-) -> Response {
-    let r = match resource.as_str() {
-        "namespaces" => delete_namespace(&state, &user, &name, &q).await,
-        _ => Err(ApiError::UnknownPath),
-    };
-    r.into_response()
-}
-
+/// GET on a collection: list or watch. Without a namespace in the path a namespaced kind is
+/// listed across all namespaces.
 async fn collection_get(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource)): Path<(String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| list::<K>(
-        &state,
-        &user,
-        Some(&namespace),
-        &q,
-        &headers
-    )
-    .await);
+    if target.subresource.is_some() {
+        return crate::subresources::get(&state, &user, &target, &headers)
+            .await
+            .into_response();
+    }
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        if target.namespace.is_some() && !K::info().namespaced {
+            Err(ApiError::UnknownPath)
+        } else {
+            list::<K>(&state, &user, target.namespace(), &q, &headers).await
+        }
+    });
     r.into_response()
 }
 
 async fn collection_post(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource)): Path<(String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| create::<K>(
-        &state,
-        &user,
-        Some(&namespace),
-        &q,
-        &headers,
-        &body
-    )
-    .await);
+    if let Some(r) = crate::reviews::handle(&state, &user, &target, &headers, &body).await {
+        return r.into_response();
+    }
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match target.check_scope::<K>() {
+            Ok(()) => create::<K>(&state, &user, target.namespace(), &q, &headers, &body).await,
+            Err(e) => Err(e),
+        }
+    });
     r.into_response()
 }
 
 async fn collection_delete(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource)): Path<(String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| delete_collection::<K>(
-        &state, &user, &namespace, &q
-    )
-    .await);
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match (target.check_scope::<K>(), target.namespace()) {
+            (Ok(()), Some(ns)) => delete_collection::<K>(&state, &user, ns, &q).await,
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(ApiError::UnknownPath),
+        }
+    });
     r.into_response()
 }
 
 async fn item_get(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
+    target: Target,
     headers: HeaderMap,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| read::<K>(
-        &state,
-        &user,
-        Some(&namespace),
-        &name,
-        &headers
-    )
-    .await);
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match target.check_scope::<K>() {
+            Ok(()) => read::<K>(&state, &user, target.namespace(), target.name(), &headers).await,
+            Err(e) => Err(e),
+        }
+    });
     r.into_response()
 }
 
 async fn item_put(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| {
-        replace::<K>(&state, &user, Some(&namespace), &name, &q, &headers, &body).await
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match target.check_scope::<K>() {
+            Ok(()) => {
+                replace::<K>(
+                    &state,
+                    &user,
+                    target.namespace(),
+                    target.name(),
+                    &q,
+                    &headers,
+                    &body,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
     });
     r.into_response()
 }
@@ -290,13 +335,27 @@ async fn item_put(
 async fn item_patch(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| {
-        patch::<K>(&state, &user, Some(&namespace), &name, &q, &headers, &body).await
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match target.check_scope::<K>() {
+            Ok(()) => {
+                patch::<K>(
+                    &state,
+                    &user,
+                    target.namespace(),
+                    target.name(),
+                    &q,
+                    &headers,
+                    &body,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
     });
     r.into_response()
 }
@@ -304,20 +363,60 @@ async fn item_patch(
 async fn item_delete(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
+    target: Target,
     Query(q): Query<ApiQuery>,
     body: Bytes,
 ) -> Response {
-    let r: ApiResult<Response> = dispatch!(resource, true, |K| delete::<K>(
-        &state,
-        &user,
-        Some(&namespace),
-        &name,
-        &q,
-        &body
-    )
-    .await);
+    if target.group.is_empty() && target.resource == "namespaces" && target.namespace.is_none() {
+        return delete_namespace(&state, &user, target.name(), &q)
+            .await
+            .into_response();
+    }
+    let r: ApiResult<Response> = dispatch!(target, |K| {
+        match target.check_scope::<K>() {
+            Ok(()) => {
+                delete::<K>(&state, &user, target.namespace(), target.name(), &q, &body).await
+            }
+            Err(e) => Err(e),
+        }
+    });
     r.into_response()
+}
+
+async fn subresource_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    target: Target,
+    headers: HeaderMap,
+) -> Response {
+    crate::subresources::get(&state, &user, &target, &headers)
+        .await
+        .into_response()
+}
+
+async fn subresource_put(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    target: Target,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::subresources::put(&state, &user, &target, &q, &headers, &body)
+        .await
+        .into_response()
+}
+
+async fn subresource_post(
+    State(state): State<AppState>,
+    Extension(user): Extension<UserInfo>,
+    target: Target,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::subresources::post(&state, &user, &target, &headers, &body)
+        .await
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,10 +33,12 @@ fn row<K: ApiKind>(obj: &K, now: Timestamp) -> Value {
     let meta = obj.metadata();
     let mut cells = vec![json!(meta.name.clone().unwrap_or_default())];
     cells.extend(obj.cells());
-    cells.push(json!(coffer_api::age(
-        meta.creation_timestamp.as_ref().map(|t| t.0),
-        now
-    )));
+    if K::AGE_COLUMN {
+        cells.push(json!(coffer_api::age(
+            meta.creation_timestamp.as_ref().map(|t| t.0),
+            now
+        )));
+    }
     let mut partial = json!({});
     for (field, value) in [
         ("name", meta.name.as_ref().map(|v| json!(v))),

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::discovery::{ResourceInfo, core_resource};
+use crate::discovery::{ResourceInfo, find_resource};
 use crate::status::{Cause, GroupResource};
 
 /// The causes of a 422 for these field errors.
@@ -42,6 +42,9 @@ pub trait ApiKind:
     /// The plural resource name.
     const RESOURCE: &'static str;
 
+    /// The API group, empty for the core group.
+    const API_GROUP: &'static str = "";
+
     /// The kind, e.g. `Secret`.
     fn kind() -> &'static str {
         <Self as StorageObject>::KIND
@@ -54,13 +57,14 @@ pub trait ApiKind:
 
     /// Discovery information.
     fn info() -> &'static ResourceInfo {
-        core_resource(Self::RESOURCE).expect("BUG: every ApiKind is in the discovery table")
+        find_resource(Self::API_GROUP, Self::RESOURCE)
+            .expect("BUG: every ApiKind is in the discovery table")
     }
 
     /// `{group, resource}` for messages.
     fn group_resource() -> GroupResource {
         GroupResource {
-            group: "",
+            group: Self::API_GROUP,
             resource: Self::RESOURCE,
         }
     }
@@ -77,6 +81,9 @@ pub trait ApiKind:
 
     /// Cells for [`ApiKind::columns`] (the `Name` and `Age` cells are added by the caller).
     fn cells(&self) -> Vec<Value>;
+
+    /// Whether the table ends with an `Age` column (the last of [`ApiKind::columns`]).
+    const AGE_COLUMN: bool = true;
 
     /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
     fn selectable_fields() -> &'static [&'static str] {
@@ -270,3 +277,7 @@ impl ApiKind for ServiceAccount {
         vec![json!(self.secrets.as_ref().map_or(0, Vec::len))]
     }
 }
+
+mod rbac;
+
+pub use rbac::RBAC_GROUP;

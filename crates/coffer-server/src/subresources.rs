@@ -1,0 +1,112 @@
+//! Subresources: `namespaces/{name}/status` and `/finalize` (§9.1) and
+//! `serviceaccounts/{name}/token` (TokenRequest, §9.5).
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use coffer_api::k8s_openapi::api::core::v1::Namespace;
+
+use crate::authn::UserInfo;
+use crate::authz;
+use crate::body::{self, FieldValidation};
+use crate::kinds::ApiKind;
+use crate::negotiate;
+use crate::resources::{ApiQuery, Target, json_ok};
+use crate::state::AppState;
+use crate::status::{ApiError, ApiResult};
+
+/// GET on a subresource: `namespaces/{name}/status`.
+pub async fn get(
+    state: &AppState,
+    user: &UserInfo,
+    target: &Target,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    match namespace_subresource(target) {
+        Some(("status", name)) => {
+            authz::authorize(user, "get", Namespace::group_resource(), None, Some(name))?;
+            negotiate::output(headers, false)?;
+            let ns: Namespace = state.get(None, name).await?;
+            Ok(json_ok(&ns))
+        }
+        _ => Err(ApiError::UnknownPath),
+    }
+}
+
+/// PUT on a subresource: `namespaces/{name}/status` replaces the status only,
+/// `namespaces/{name}/finalize` the spec's finalizers only; the rest of the body is ignored,
+/// as kube-apiserver's status and finalize strategies do.
+pub async fn put(
+    state: &AppState,
+    user: &UserInfo,
+    target: &Target,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let Some((sub, name)) = namespace_subresource(target) else {
+        return Err(ApiError::UnknownPath);
+    };
+    if sub != "status" && sub != "finalize" {
+        return Err(ApiError::UnknownPath);
+    }
+    authz::authorize(
+        user,
+        "update",
+        Namespace::group_resource(),
+        None,
+        Some(name),
+    )?;
+    let dry_run = q.dry_run()?;
+    let sent = body::decode::<Namespace>(headers, body, FieldValidation::Ignore)?.object;
+    let (updated, _) = state
+        .update::<Namespace, _>(None, name, dry_run, |mut current| {
+            if sub == "status" {
+                current.status.clone_from(&sent.status);
+            } else {
+                let spec = current.spec.get_or_insert_with(Default::default);
+                spec.finalizers = sent
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.finalizers.clone())
+                    .filter(|f| !f.is_empty());
+            }
+            Ok(current)
+        })
+        .await?;
+    Ok(json_ok(&updated))
+}
+
+/// POST on a subresource: `serviceaccounts/{name}/token`.
+pub async fn post(
+    state: &AppState,
+    user: &UserInfo,
+    target: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    match (
+        target.group.as_str(),
+        target.resource.as_str(),
+        target.subresource.as_deref(),
+        target.namespace.as_deref(),
+    ) {
+        ("", "serviceaccounts", Some("token"), Some(namespace)) => {
+            crate::tokens::token_request(state, user, namespace, target.name(), headers, body).await
+        }
+        _ => Err(ApiError::UnknownPath),
+    }
+}
+
+/// `(subresource, name)` for `/api/v1/namespaces/{name}/{subresource}`.
+fn namespace_subresource(target: &Target) -> Option<(&str, &str)> {
+    match (
+        target.group.as_str(),
+        target.resource.as_str(),
+        target.namespace.as_deref(),
+        target.subresource.as_deref(),
+        target.name.as_deref(),
+    ) {
+        ("", "namespaces", None, Some(sub), Some(name)) => Some((sub, name)),
+        _ => None,
+    }
+}
