@@ -69,12 +69,10 @@ fn role_ref_from(r: Option<pb::RoleRef>) -> api::RoleRef {
 fn selector_to(s: &meta::LabelSelector) -> pbmeta::LabelSelector {
     pbmeta::LabelSelector {
         match_labels: s.match_labels.clone().unwrap_or_default(),
-        match_expressions: list(&s.match_expressions, |e| {
-            pbmeta::LabelSelectorRequirement {
-                key: Some(e.key.clone()),
-                operator: Some(e.operator.clone()),
-                values: e.values.clone().unwrap_or_default(),
-            }
+        match_expressions: list(&s.match_expressions, |e| pbmeta::LabelSelectorRequirement {
+            key: Some(e.key.clone()),
+            operator: Some(e.operator.clone()),
+            values: e.values.clone().unwrap_or_default(),
         }),
     }
 }

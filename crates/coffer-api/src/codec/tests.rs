@@ -175,9 +175,7 @@ fn rbac_kinds_round_trip() {
         AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
         Subject,
     };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelector, LabelSelectorRequirement,
-    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     let rule = PolicyRule {
         verbs: vec!["get".into(), "list".into()],
         api_groups: Some(vec![String::new()]),
