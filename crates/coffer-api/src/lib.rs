@@ -30,8 +30,8 @@ mod validation;
 // The public interface.
 pub use age::{age, human_duration};
 pub use codec::{
-    CodecError, PROTOBUF_MAGIC, StorageObject, decode_from_storage, encode_for_storage,
-    prepare_for_storage,
+    CodecError, PROTOBUF_MAGIC, RequestObject, StorageObject, decode_from_storage, decode_request,
+    encode_for_storage, prepare_for_storage,
 };
 pub use field_error::{
     FieldError, FieldErrorKind, FieldValue, aggregate, go_json_escape, go_quote, index_path,

@@ -22,6 +22,9 @@
 
 mod convert;
 mod rbac;
+mod requests;
+
+pub use requests::{RequestObject, decode_request};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -116,6 +119,17 @@ pub fn decode_from_storage<T: StorageObject>(bytes: &[u8]) -> Result<T, CodecErr
     if bytes.first() == Some(&b'{') {
         return decode_json(bytes);
     }
+    let raw = unwrap_unknown(bytes, T::API_VERSION, T::KIND)?;
+    let proto = T::Proto::decode(raw.as_slice())?;
+    Ok(T::from_proto(proto))
+}
+
+/// The `raw` of a `k8s\0` + `runtime.Unknown` envelope whose typeMeta names
+/// `api_version`/`kind`.
+fn unwrap_unknown(bytes: &[u8], api_version: &str, kind: &str) -> Result<Vec<u8>, CodecError> {
+    if bytes.is_empty() {
+        return Err(CodecError::Empty);
+    }
     let body = bytes
         .strip_prefix(&PROTOBUF_MAGIC)
         .ok_or(CodecError::NotProtobuf)?;
@@ -124,20 +138,19 @@ pub fn decode_from_storage<T: StorageObject>(bytes: &[u8]) -> Result<T, CodecErr
     }
     let unknown = Unknown::decode(body)?;
     let type_meta = unknown.type_meta.unwrap_or_default();
-    let api_version = type_meta.api_version.unwrap_or_default();
-    let kind = type_meta.kind.unwrap_or_default();
-    if api_version.is_empty() || kind.is_empty() {
+    let found_api_version = type_meta.api_version.unwrap_or_default();
+    let found_kind = type_meta.kind.unwrap_or_default();
+    if found_api_version.is_empty() || found_kind.is_empty() {
         return Err(CodecError::MissingTypeMeta);
     }
-    if api_version != T::API_VERSION || kind != T::KIND {
+    if found_api_version != api_version || found_kind != kind {
         return Err(CodecError::WrongKind {
-            expected: format!("{}/{}", T::API_VERSION, T::KIND),
-            found_api_version: api_version,
-            found_kind: kind,
+            expected: format!("{api_version}/{kind}"),
+            found_api_version,
+            found_kind,
         });
     }
-    let proto = T::Proto::decode(unknown.raw.unwrap_or_default().as_slice())?;
-    Ok(T::from_proto(proto))
+    Ok(unknown.raw.unwrap_or_default())
 }
 
 /// Clears what kube-apiserver clears before a write (`PrepareObjectForStorage`):
