@@ -6,7 +6,17 @@
 //! [`rbac::Policy`] snapshot current from storage and asks it.
 #![forbid(unsafe_code)]
 
+mod attributes;
+mod impersonation;
+pub mod rbac;
 mod user;
 
 // The public interface.
+pub use attributes::{
+    NonResourceAttributes, RequestAttributes, ResourceAttributes, request_attributes,
+};
+pub use impersonation::{
+    EXTRA_HEADER_PREFIX, GROUP_HEADER, Impersonation, ImpersonationError, UID_HEADER, USER_HEADER,
+    is_impersonation_header, parse_impersonation,
+};
 pub use user::UserInfo;
