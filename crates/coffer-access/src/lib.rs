@@ -9,6 +9,7 @@
 mod attributes;
 mod impersonation;
 pub mod rbac;
+pub mod serviceaccount;
 mod user;
 
 // The public interface.
@@ -18,5 +19,8 @@ pub use attributes::{
 pub use impersonation::{
     EXTRA_HEADER_PREFIX, GROUP_HEADER, Impersonation, ImpersonationError, UID_HEADER, USER_HEADER,
     is_impersonation_header, parse_impersonation,
+};
+pub use serviceaccount::{
+    BearerToken, ServiceAccountToken, TokenAuthenticator, TokenError, TokenIssuer, TokenSpec,
 };
 pub use user::UserInfo;
