@@ -16,7 +16,8 @@
 //!   and [`KmsV2`]. KMS plugins are reached through [`KmsV2Service`] / [`KmsV1Service`];
 //!   [`GrpcKms`] connects them over gRPC on a unix socket, [`probe_forever`] runs KMS v2's
 //!   health and seed-rotation loop, and [`KmsV2Server`] serves the plugin side, with
-//!   [`LocalKekFile`] (a file of versioned key-encryption keys) as one key backend.
+//!   two key backends behind that same trait: [`LocalKekFile`] (a file of versioned
+//!   key-encryption keys) and [`Pkcs11Kek`] (AES keys in a PKCS#11 token, e.g. an HSM).
 //!
 //! What this crate is not: it does not encode objects (see `coffer-api`'s codec) and does not
 //! store anything. Key material lives in [`KeyMaterial`], plaintext in [`SecretBytes`]; neither
@@ -53,8 +54,9 @@ pub use error::{
 };
 pub use identity::{ENCRYPTED_PREFIX, Identity};
 pub use kms_grpc::{
-    GrpcKms, GrpcKmsV1, GrpcKmsV2, KmsV2Server, LocalKekFile, PROBE_INTERVAL_FAILING,
-    PROBE_INTERVAL_HEALTHY, probe_forever, proto as kms_proto,
+    DEFAULT_PKCS11_KEY_LABEL, GrpcKms, GrpcKmsV1, GrpcKmsV2, KmsV2Server, LocalKekFile,
+    PROBE_INTERVAL_FAILING, PROBE_INTERVAL_HEALTHY, Pkcs11Error, Pkcs11Kek, Pkcs11Options,
+    TokenSelector, probe_forever, proto as kms_proto,
 };
 pub use kms_v1::{KmsV1Reader, KmsV1Service};
 pub use kms_v2::{

@@ -1,11 +1,12 @@
 //! KMS plugins over gRPC on a unix socket (`reference/encryption.md` §3): the clients that
 //! implement [`KmsV2Service`](crate::KmsV2Service) and [`KmsV1Service`](crate::KmsV1Service),
 //! the [`GrpcKms`] connector that builds them from a configuration, a server for the plugin
-//! side with a local key-file backend, and the health-probe loop kube-apiserver runs for each
+//! side with two key backends (a local key file and a PKCS#11 token), and the health-probe loop kube-apiserver runs for each
 //! KMS v2 provider.
 
 mod client;
 mod local_kek;
+mod pkcs11;
 pub mod proto;
 mod server;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use client::{GrpcKmsV1, GrpcKmsV2};
 pub use local_kek::LocalKekFile;
+pub use pkcs11::{DEFAULT_PKCS11_KEY_LABEL, Pkcs11Error, Pkcs11Kek, Pkcs11Options, TokenSelector};
 pub use server::KmsV2Server;
 
 use crate::config::{KmsConnector, KmsProvider};

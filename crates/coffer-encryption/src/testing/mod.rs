@@ -1,6 +1,7 @@
 //! Test support: the provider conformance suite, in-process KMS plugins shaped like upstream's
 //! mock `Base64Plugin`, and the real kube-apiserver test vectors of `reference/encryption.md`
-//! §5. Enabled by the `testing` feature; not part of the stable API.
+//! §5, and a real SoftHSM2 token for the PKCS#11 backend. Enabled by the `testing` feature;
+//! not part of the stable API.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +16,7 @@ use crate::kms_v2::{KmsDecryptRequest, KmsEncrypted, KmsStatus, KmsV2Service};
 use crate::secret::KeyMaterial;
 use crate::transformer::{Freshness, Transformer};
 
+pub mod softhsm;
 pub mod vectors;
 
 /// Upstream's mock KMS v2 plugin: `Encrypt` returns `base64(plaintext)` under the current key

@@ -1,19 +1,24 @@
 //! `coffer kms-plugin`: a KMS v2 gRPC plugin on a unix socket (`reference/encryption.md` §3),
-//! for Coffer or a real kube-apiserver, with a local file of versioned key-encryption keys as
-//! its key backend (`coffer_encryption::LocalKekFile`).
+//! for Coffer or a real kube-apiserver, with one of two key backends behind
+//! `coffer_encryption::KmsV2Service`: a local file of versioned key-encryption keys
+//! (`LocalKekFile`, `--key-file`) or AES keys in a PKCS#11 token (`Pkcs11Kek`,
+//! `--pkcs11-module ...`).
 //!
 //! `coffer kms-plugin --listen unix:///run/kms.sock --key-file kek.json` serves until SIGINT
-//! or SIGTERM and removes its socket file on the way out; `coffer kms-plugin rotate --key-file
-//! kek.json` adds a key version. The running plugin re-reads the file on every `Status`, so
-//! the new `key_id` shows up without a restart and old versions keep decrypting.
+//! or SIGTERM and removes its socket file on the way out; `coffer kms-plugin rotate` (with the
+//! same backend flags) adds a key version. The running plugin looks again at its keys on every
+//! `Status`, so the new `key_id` shows up without a restart and old versions keep decrypting.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_encryption::{KmsV2Server, KmsV2Service, LocalKekFile};
+use coffer_encryption::{
+    DEFAULT_PKCS11_KEY_LABEL, KmsV2Server, KmsV2Service, LocalKekFile, Pkcs11Kek, Pkcs11Options,
+    TokenSelector,
+};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -28,12 +33,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
     subcommand_negates_reqs = true,
     after_help = "Examples:\n  \
         coffer kms-plugin --listen unix:///var/run/coffer-kms.sock --key-file /etc/coffer/kek.json\n  \
-        coffer kms-plugin rotate --key-file /etc/coffer/kek.json\n\n\
+        coffer kms-plugin rotate --key-file /etc/coffer/kek.json\n  \
+        coffer kms-plugin --listen unix:///var/run/coffer-kms.sock \\\n    \
+        --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token-label kms \\\n    \
+        --pkcs11-pin-file /etc/coffer/hsm-pin --pkcs11-key-label coffer-kek\n\n\
         Point an EncryptionConfiguration at it:\n  \
         - kms: {apiVersion: v2, name: coffer-kms, endpoint: unix:///var/run/coffer-kms.sock}\n\n\
-        The key file is created with a first key (mode 0600) when missing. `rotate` adds a key\n\
-        version: the running plugin reports the new key_id at its next Status call, and every\n\
-        older version still decrypts."
+        The key file is created with a first key (mode 0600) when missing; in a PKCS#11 token a\n\
+        first AES-256 key (sensitive, never extractable) is generated when none has the label.\n\
+        `rotate` adds a key version: the running plugin reports the new key_id at its next\n\
+        Status call, and every older version still decrypts."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -45,20 +54,80 @@ pub struct Args {
 /// What `coffer kms-plugin` does besides serving.
 #[derive(clap::Subcommand)]
 enum Action {
-    /// Add a fresh key version to the key file; new seeds are wrapped under it.
-    #[command(after_help = "Example:\n  coffer kms-plugin rotate --key-file /etc/coffer/kek.json")]
+    /// Add a fresh key version (to the key file, or in the PKCS#11 token); new seeds are
+    /// wrapped under it.
+    #[command(after_help = "Examples:\n  \
+        coffer kms-plugin rotate --key-file /etc/coffer/kek.json\n  \
+        coffer kms-plugin rotate --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \\\n    \
+        --pkcs11-token-label kms --pkcs11-pin-file /etc/coffer/hsm-pin")]
     Rotate {
-        /// The key file (JSON, mode 0600).
-        #[arg(long)]
-        key_file: PathBuf,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
-    /// Print the key_id that Status reports for a key file (key ids are public).
+    /// Print the key_id that Status reports (key ids are public).
     #[command(after_help = "Example:\n  coffer kms-plugin key-id --key-file /etc/coffer/kek.json")]
     KeyId {
-        /// The key file (JSON, mode 0600).
-        #[arg(long)]
-        key_file: PathBuf,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
+}
+
+/// Where the key-encryption keys are: a key file, or a PKCS#11 token.
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// The key file of versioned key-encryption keys (JSON, mode 0600); created with one key
+    /// when the plugin starts and it is missing.
+    #[arg(long, conflicts_with = "pkcs11_module")]
+    key_file: Option<PathBuf>,
+    /// The PKCS#11 module of the HSM, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long)]
+    pkcs11_module: Option<PathBuf>,
+    /// The label of the token holding the keys.
+    #[arg(long, conflicts_with = "pkcs11_slot")]
+    pkcs11_token_label: Option<String>,
+    /// The slot of the token holding the keys (instead of --pkcs11-token-label).
+    #[arg(long)]
+    pkcs11_slot: Option<u64>,
+    /// A file holding the token's user PIN (one trailing newline is ignored).
+    #[arg(long)]
+    pkcs11_pin_file: Option<PathBuf>,
+    /// The label of the AES key objects; each version is one object under it.
+    #[arg(long, default_value = DEFAULT_PKCS11_KEY_LABEL)]
+    pkcs11_key_label: String,
+}
+
+/// The backend chosen by [`BackendArgs`].
+enum BackendChoice {
+    File(PathBuf),
+    Pkcs11(Pkcs11Options),
+}
+
+impl BackendArgs {
+    fn choice(self) -> anyhow::Result<BackendChoice> {
+        if let Some(path) = self.key_file {
+            return Ok(BackendChoice::File(path));
+        }
+        let Some(module) = self.pkcs11_module else {
+            anyhow::bail!(
+                "choose a key backend: --key-file FILE, or --pkcs11-module with --pkcs11-token-label (or --pkcs11-slot) and --pkcs11-pin-file; see coffer kms-plugin --help"
+            );
+        };
+        let token = match (self.pkcs11_token_label, self.pkcs11_slot) {
+            (Some(label), _) => TokenSelector::Label(label),
+            (None, Some(slot)) => TokenSelector::Slot(slot),
+            (None, None) => {
+                anyhow::bail!("--pkcs11-module needs --pkcs11-token-label or --pkcs11-slot")
+            }
+        };
+        let Some(pin_file) = self.pkcs11_pin_file else {
+            anyhow::bail!(
+                "--pkcs11-module needs --pkcs11-pin-file, a file holding the token's user PIN"
+            );
+        };
+        let mut options = Pkcs11Options::new(module, token, pin_file);
+        options.key_label = self.pkcs11_key_label;
+        Ok(BackendChoice::Pkcs11(options))
+    }
 }
 
 /// Flags of the serving mode.
@@ -68,35 +137,46 @@ struct ServeArgs {
     /// socket), or a plain path.
     #[arg(long, required = true)]
     listen: Option<String>,
-    /// The key file of versioned key-encryption keys; created with one key when missing.
-    #[arg(long, required = true)]
-    key_file: Option<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Runs `coffer kms-plugin`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
-        Some(Action::Rotate { key_file }) => {
-            let key_id = LocalKekFile::rotate(&key_file)
-                .with_context(|| format!("cannot rotate {}", key_file.display()))?;
+        Some(Action::Rotate { backend }) => {
+            let (key_id, place) = match backend.choice()? {
+                BackendChoice::File(key_file) => (
+                    LocalKekFile::rotate(&key_file)
+                        .with_context(|| format!("cannot rotate {}", key_file.display()))?,
+                    key_file.display().to_string(),
+                ),
+                BackendChoice::Pkcs11(options) => (
+                    Pkcs11Kek::open(&options)?.rotate()?,
+                    format!("PKCS#11 {}", options.token),
+                ),
+            };
             println!("{key_id}");
             eprintln!(
-                "coffer kms-plugin: {} now encrypts new seeds with key_id {key_id}; older versions still decrypt",
-                key_file.display()
+                "coffer kms-plugin: {place} now encrypts new seeds with key_id {key_id}; older versions still decrypt"
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(Action::KeyId { key_file }) => {
-            let kek = LocalKekFile::open(&key_file)?;
-            println!("{}", kek.current_key_id());
+        Some(Action::KeyId { backend }) => {
+            let key_id = match backend.choice()? {
+                BackendChoice::File(key_file) => LocalKekFile::open(&key_file)?.current_key_id(),
+                BackendChoice::Pkcs11(options) => Pkcs11Kek::open(&options)?.current_key_id()?,
+            };
+            println!("{key_id}");
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let (Some(listen), Some(key_file)) = (args.serve.listen, args.serve.key_file) else {
-                anyhow::bail!("--listen and --key-file are required; see coffer kms-plugin --help");
+            let Some(listen) = args.serve.listen else {
+                anyhow::bail!("--listen is required; see coffer kms-plugin --help");
             };
+            let backend = args.serve.backend.choice()?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve(&listen, &key_file))
+            runtime.block_on(serve(&listen, backend))
         }
     }
 }
@@ -130,21 +210,47 @@ fn parse_listen(text: &str) -> anyhow::Result<Socket> {
     })
 }
 
-/// Opens (or creates) the key file, binds the socket and serves until SIGINT or SIGTERM.
-async fn serve(listen: &str, key_file: &Path) -> anyhow::Result<ExitCode> {
+/// Opens the key file (creating it when missing), or logs in to the PKCS#11 token (making a
+/// first key when none has the label).
+fn open_backend(backend: BackendChoice) -> anyhow::Result<(Arc<dyn KmsV2Service>, String)> {
+    match backend {
+        BackendChoice::File(key_file) => {
+            let kek = if key_file.exists() {
+                LocalKekFile::open(&key_file)?
+            } else {
+                let kek = LocalKekFile::create(&key_file).with_context(|| {
+                    format!("cannot create the key file {}", key_file.display())
+                })?;
+                eprintln!(
+                    "coffer kms-plugin: created {} with a fresh key (mode 0600); back it up: data encrypted under it cannot be read without it",
+                    key_file.display()
+                );
+                kek
+            };
+            Ok((Arc::new(kek), key_file.display().to_string()))
+        }
+        BackendChoice::Pkcs11(options) => {
+            let kek = Pkcs11Kek::open(&options)?;
+            let place = format!(
+                "PKCS#11 {} (key label {:?})",
+                options.token, options.key_label
+            );
+            if let Some(key_id) = kek.create_first_key()? {
+                eprintln!(
+                    "coffer kms-plugin: generated the first AES-256 key {key_id} in {place}; it never leaves the token: back the token up"
+                );
+            }
+            Ok((Arc::new(kek), place))
+        }
+    }
+}
+
+/// Opens the key backend, binds the socket and serves until SIGINT or SIGTERM.
+async fn serve(listen: &str, backend: BackendChoice) -> anyhow::Result<ExitCode> {
     let socket = parse_listen(listen)?;
-    let kek = if key_file.exists() {
-        LocalKekFile::open(key_file)?
-    } else {
-        let kek = LocalKekFile::create(key_file)
-            .with_context(|| format!("cannot create the key file {}", key_file.display()))?;
-        eprintln!(
-            "coffer kms-plugin: created {} with a fresh key (mode 0600); back it up: data encrypted under it cannot be read without it",
-            key_file.display()
-        );
-        kek
-    };
-    // Check the file now (Status re-reads it), so a bad file fails at start.
+    let (kek, place) = open_backend(backend)?;
+    // Check the backend now (a key file is re-read, a token does a round trip), so a bad
+    // one fails at start.
     let status = kek.status().await?;
     let listener = bind(&socket)?;
     let _cleanup = match &socket {
@@ -152,13 +258,12 @@ async fn serve(listen: &str, key_file: &Path) -> anyhow::Result<ExitCode> {
         Socket::Abstract(_) => None,
     };
     eprintln!(
-        "coffer kms-plugin: serving KMS v2 on {listen} with {} (key_id {})",
-        key_file.display(),
+        "coffer kms-plugin: serving KMS v2 on {listen} with {place} (key_id {})",
         status.key_id
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
-        KmsV2Server::new(Arc::new(kek)),
+        KmsV2Server::new(kek),
         UnixListenerStream::new(listener),
         async {
             let _ = stop_rx.await;

@@ -151,3 +151,45 @@ pub fn kubectl_binary(version: &str) -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("{name} not found on PATH or in /usr/lib/google-cloud-sdk/bin"))
 }
+
+/// A running `coffer kms-plugin`, killed on drop.
+pub struct KmsPlugin(pub Child);
+
+impl KmsPlugin {
+    /// Starts `coffer kms-plugin --listen unix://<socket>` with the backend flags `args` and
+    /// the environment `env`, and waits until the socket exists. Its stderr is inherited.
+    pub fn start(socket: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &Path)]) -> KmsPlugin {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        command
+            .arg("kms-plugin")
+            .arg("--listen")
+            .arg(format!("unix://{}", socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn coffer kms-plugin");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("coffer kms-plugin exited with {status} before binding its socket");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin never bound its socket"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        KmsPlugin(child)
+    }
+}
+
+impl Drop for KmsPlugin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
