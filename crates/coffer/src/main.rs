@@ -28,6 +28,9 @@ enum Command {
     /// Tools for a Coffer store: status, compaction, rewrap after key rotation, verify encryption.
     #[command(subcommand)]
     Storage(cmd::storage::Command),
+    /// Tools for the audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::Command),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::KmsPlugin(args) => cmd::kms_plugin::run(args),
         Command::Storage(command) => cmd::storage::run(command),
+        Command::Audit(command) => cmd::audit::run(command),
     };
     match result {
         Ok(code) => code,

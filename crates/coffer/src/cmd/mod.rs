@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and a `run` function.
 
+pub mod audit;
 pub mod kms_plugin;
 pub mod run;
 pub mod scan;
