@@ -215,3 +215,18 @@ fn a_full_queue_blocks_instead_of_dropping() {
     log.flush().expect("flush");
     assert_eq!(verify(&path).expect("intact").events, 200);
 }
+
+#[test]
+fn a_write_failure_is_reported_and_stops_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let log = AuditLog::open(&path).expect("open");
+    // The head cannot be replaced once a directory stands in its place.
+    fs::remove_file(head_path(&path)).expect("rm head");
+    fs::create_dir(head_path(&path)).expect("dir in the way");
+    log.log(event(0, "pods", Level::Metadata)).expect("queued");
+    let err = log.flush().expect_err("the batch failed");
+    assert!(matches!(err, AuditError::WriterFailed { .. }), "{err:?}");
+    assert!(log.log(event(1, "pods", Level::Metadata)).is_err());
+    assert!(log.close().is_err());
+}
