@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_server::{ServeOptions, Server};
+use coffer_server::{SecretListPolicy, ServeOptions, Server};
 use coffer_storage::{EmbeddedStore, KeyLayout};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -155,8 +155,10 @@ fn main() {
             client_ca_file: None,
             token_auth_file: None,
             encryption_provider_config: None,
+            encryption_provider_config_automatic_reload: None,
             store: Arc::new(store),
             layout: KeyLayout::default(),
+            secret_list_policy: SecretListPolicy::default(),
         })
         .await
         .expect("bind");

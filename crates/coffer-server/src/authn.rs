@@ -15,39 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::status::ApiError;
 
-/// Who is making a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserInfo {
-    /// User name (`admin`, `system:anonymous`, `system:serviceaccount:ns:sa`).
-    pub name: String,
-    /// User uid, possibly empty.
-    pub uid: String,
-    /// Groups, `system:authenticated` included for every authenticated user.
-    pub groups: Vec<String>,
-}
-
-impl UserInfo {
-    /// The anonymous user.
-    pub fn anonymous() -> Self {
-        UserInfo {
-            name: "system:anonymous".to_owned(),
-            uid: String::new(),
-            groups: vec!["system:unauthenticated".to_owned()],
-        }
-    }
-
-    /// True for `system:anonymous`.
-    pub fn is_anonymous(&self) -> bool {
-        self.name == "system:anonymous"
-    }
-
-    fn authenticated(name: String, uid: String, mut groups: Vec<String>) -> Self {
-        if !groups.iter().any(|g| g == "system:authenticated") {
-            groups.push("system:authenticated".to_owned());
-        }
-        UserInfo { name, uid, groups }
-    }
-}
+pub use coffer_access::UserInfo;
 
 /// A problem with `--token-auth-file`.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ mod kinds;
 mod negotiate;
 mod openapi;
 mod openapi_rbac;
+mod rbac_cache;
 mod registry;
 mod resources;
 mod reviews;
@@ -30,10 +31,11 @@ mod subresources;
 mod table;
 mod tokens;
 mod watch;
+mod withhold;
 
 // The public interface.
 pub use authn::UserInfo;
 pub use bootstrap::issue_client_cert;
 pub use server::{ServeOptions, Server, app};
-pub use state::AppState;
+pub use state::{AppState, SecretListPolicy};
 pub use status::ApiError;

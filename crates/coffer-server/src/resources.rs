@@ -20,14 +20,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authn::UserInfo;
-use crate::authz;
 use crate::body::{self, FieldValidation};
-use crate::kinds::{ApiKind, RBAC_GROUP};
+use crate::kinds::{Admission, ApiKind, RBAC_GROUP};
 use crate::negotiate::{self, Output, PatchType};
 use crate::registry::ListRequest;
 use crate::state::AppState;
 use crate::status::{ApiError, ApiResult};
 use crate::watch;
+use crate::withhold::Redactor;
 use coffer_api::{FieldSelector, LabelSelector};
 
 /// Routes for resources: `/api/v1/...` (core) and `/apis/{group}/{version}/...`.
@@ -81,6 +81,8 @@ pub fn router() -> Router<AppState> {
 pub struct Target {
     /// The API group, empty for core.
     pub group: String,
+    /// The version.
+    pub version: String,
     /// The namespace, for namespaced paths.
     pub namespace: Option<String>,
     /// The plural resource.
@@ -111,6 +113,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Target {
         }
         let mut target = Target {
             group,
+            version,
             namespace: params.remove("namespace"),
             resource: params.remove("resource").unwrap_or_default(),
             name: params.remove("name"),
@@ -239,7 +242,7 @@ async fn collection_get(
     headers: HeaderMap,
 ) -> Response {
     if target.subresource.is_some() {
-        return crate::subresources::get(&state, &user, &target, &headers)
+        return crate::subresources::get(&state, &target, &headers)
             .await
             .into_response();
     }
@@ -275,13 +278,12 @@ async fn collection_post(
 
 async fn collection_delete(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
     target: Target,
     Query(q): Query<ApiQuery>,
 ) -> Response {
     let r: ApiResult<Response> = dispatch!(target, |K| {
         match (target.check_scope::<K>(), target.namespace()) {
-            (Ok(()), Some(ns)) => delete_collection::<K>(&state, &user, ns, &q).await,
+            (Ok(()), Some(ns)) => delete_collection::<K>(&state, ns, &q).await,
             (Err(e), _) => Err(e),
             (Ok(()), None) => Err(ApiError::UnknownPath),
         }
@@ -289,15 +291,10 @@ async fn collection_delete(
     r.into_response()
 }
 
-async fn item_get(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    target: Target,
-    headers: HeaderMap,
-) -> Response {
+async fn item_get(State(state): State<AppState>, target: Target, headers: HeaderMap) -> Response {
     let r: ApiResult<Response> = dispatch!(target, |K| {
         match target.check_scope::<K>() {
-            Ok(()) => read::<K>(&state, &user, target.namespace(), target.name(), &headers).await,
+            Ok(()) => read::<K>(&state, target.namespace(), target.name(), &headers).await,
             Err(e) => Err(e),
         }
     });
@@ -362,21 +359,18 @@ async fn item_patch(
 
 async fn item_delete(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
     target: Target,
     Query(q): Query<ApiQuery>,
     body: Bytes,
 ) -> Response {
     if target.group.is_empty() && target.resource == "namespaces" && target.namespace.is_none() {
-        return delete_namespace(&state, &user, target.name(), &q)
+        return delete_namespace(&state, target.name(), &q)
             .await
             .into_response();
     }
     let r: ApiResult<Response> = dispatch!(target, |K| {
         match target.check_scope::<K>() {
-            Ok(()) => {
-                delete::<K>(&state, &user, target.namespace(), target.name(), &q, &body).await
-            }
+            Ok(()) => delete::<K>(&state, target.namespace(), target.name(), &q, &body).await,
             Err(e) => Err(e),
         }
     });
@@ -385,24 +379,22 @@ async fn item_delete(
 
 async fn subresource_get(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
     target: Target,
     headers: HeaderMap,
 ) -> Response {
-    crate::subresources::get(&state, &user, &target, &headers)
+    crate::subresources::get(&state, &target, &headers)
         .await
         .into_response()
 }
 
 async fn subresource_put(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
     target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    crate::subresources::put(&state, &user, &target, &q, &headers, &body)
+    crate::subresources::put(&state, &target, &q, &headers, &body)
         .await
         .into_response()
 }
@@ -430,8 +422,6 @@ async fn list<K: ApiKind>(
     q: &ApiQuery,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let verb = if q.is_watch() { "watch" } else { "list" };
-    authz::authorize(user, verb, K::group_resource(), namespace, None)?;
     let output = negotiate::output(headers, true)?;
     let (labels, fields) = selectors::<K>(q)?;
     let filter = move |o: &K| {
@@ -446,11 +436,14 @@ async fn list<K: ApiKind>(
         return watch::serve::<K>(
             state,
             namespace,
-            q.resource_version.as_deref(),
-            q.timeout_seconds,
-            q.allow_watch_bookmarks == Some(true),
-            output,
+            watch::WatchRequest {
+                resource_version: q.resource_version.as_deref(),
+                timeout_seconds: q.timeout_seconds,
+                bookmarks: q.allow_watch_bookmarks == Some(true),
+                output,
+            },
             Box::new(filter),
+            Redactor::for_request::<K>(state, user),
         )
         .await;
     }
@@ -468,30 +461,39 @@ async fn list<K: ApiKind>(
             },
         )
         .await?;
+    let mut items = page.items;
+    let mut withheld = 0;
+    if let Some(redactor) = Redactor::for_request::<K>(state, user) {
+        for item in &mut items {
+            withheld += usize::from(redactor.apply(item));
+        }
+    }
     let mut meta = json!({"resourceVersion": page.revision.to_string()});
     if let Some(next) = &page.next {
         meta["continue"] = json!(encode_continue(next, page.revision.get()));
     }
-    Ok(match output {
-        Output::Table(v) => table_response(crate::table::table(&page.items, v, meta, true), v),
+    let mut response = match output {
+        Output::Table(v) => table_response(crate::table::table(&items, v, meta, true), v),
         Output::Json => json_ok(&json!({
             "kind": format!("{}List", K::kind()),
             "apiVersion": K::api_version(),
             "metadata": meta,
-            "items": page.items,
+            "items": items,
         })),
-    })
+    };
+    if withheld > 0 {
+        add_warnings(&mut response, &[crate::withhold::warning(withheld)]);
+    }
+    Ok(response)
 }
 
 /// GET one object.
 async fn read<K: ApiKind>(
     state: &AppState,
-    user: &UserInfo,
     namespace: Option<&str>,
     name: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    authz::authorize(user, "get", K::group_resource(), namespace, Some(name))?;
     let output = negotiate::output(headers, true)?;
     let obj: K = state.get(namespace, name).await?;
     Ok(match output {
@@ -512,7 +514,6 @@ async fn create<K: ApiKind>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authz::authorize(user, "create", K::group_resource(), namespace, None)?;
     let dry_run = q.dry_run()?;
     let decoded = body::decode::<K>(
         headers,
@@ -541,7 +542,9 @@ async fn create<K: ApiKind>(
     set_system_fields(obj.metadata_mut());
     obj.normalise(None);
     invalid_if_any::<K>(&obj, None)?;
+    obj.admit(None, &Admission::new(state, user, namespace, "create"))?;
     let created = state.create(namespace, obj, dry_run).await?;
+    state.rbac.wait_for::<K>(revision_of(&created)).await;
     if K::RESOURCE == "namespaces" && !dry_run {
         create_default_service_account(state, created.metadata().name.as_deref().unwrap_or(""))
             .await?;
@@ -562,7 +565,6 @@ async fn replace<K: ApiKind>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authz::authorize(user, "update", K::group_resource(), namespace, Some(name))?;
     let dry_run = q.dry_run()?;
     let decoded = body::decode::<K>(
         headers,
@@ -577,11 +579,13 @@ async fn replace<K: ApiKind>(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
+    let ctx = Admission::new(state, user, namespace, "update");
     let (updated, _) = state
         .update::<K, _>(namespace, name, dry_run, |current| {
-            finish_update(new.clone(), &current, namespace, name)
+            finish_update(new.clone(), &current, namespace, name, &ctx)
         })
         .await?;
+    state.rbac.wait_for::<K>(revision_of(&updated)).await;
     let mut response = json_ok(&updated);
     add_warnings(&mut response, &decoded.warnings);
     Ok(response)
@@ -597,7 +601,6 @@ async fn patch<K: ApiKind>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authz::authorize(user, "patch", K::group_resource(), namespace, Some(name))?;
     let dry_run = q.dry_run()?;
     let kind = negotiate::patch_type(headers)?;
     if kind == PatchType::Apply {
@@ -614,6 +617,7 @@ async fn patch<K: ApiKind>(
         ))
     })?;
     let mut warnings = Vec::new();
+    let ctx = Admission::new(state, user, namespace, "update");
     let (updated, _) = state
         .update::<K, _>(namespace, name, dry_run, |current| {
             let doc = serde_json::to_value(&current).map_err(ApiError::internal)?;
@@ -627,9 +631,10 @@ async fn patch<K: ApiKind>(
             .map_err(|e| patch_error::<K>(&e, name))?;
             let decoded = body::decode_value::<K>(doc, validation)?;
             warnings = decoded.warnings;
-            finish_update(decoded.object, &current, namespace, name)
+            finish_update(decoded.object, &current, namespace, name, &ctx)
         })
         .await?;
+    state.rbac.wait_for::<K>(revision_of(&updated)).await;
     let mut response = json_ok(&updated);
     add_warnings(&mut response, &warnings);
     Ok(response)
@@ -638,13 +643,11 @@ async fn patch<K: ApiKind>(
 /// DELETE one object (§8.9).
 async fn delete<K: ApiKind>(
     state: &AppState,
-    user: &UserInfo,
     namespace: Option<&str>,
     name: &str,
     q: &ApiQuery,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authz::authorize(user, "delete", K::group_resource(), namespace, Some(name))?;
     let options = DeleteOptions::parse(body)?;
     let dry_run = q.dry_run()? || options.dry_run.iter().any(|d| d == "All");
     let pre = options.preconditions.unwrap_or_default();
@@ -690,6 +693,8 @@ async fn delete<K: ApiKind>(
             dry_run,
         )
         .await?;
+    // The delete's own revision is later than the object's last one.
+    state.rbac.wait_for::<K>(revision_of(&gone) + 1).await;
     Ok(json_ok(&json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -702,17 +707,9 @@ async fn delete<K: ApiKind>(
 /// DELETE a collection: every object matching the selectors; answers with the deleted list.
 async fn delete_collection<K: ApiKind>(
     state: &AppState,
-    user: &UserInfo,
     namespace: &str,
     q: &ApiQuery,
 ) -> ApiResult<Response> {
-    authz::authorize(
-        user,
-        "deletecollection",
-        K::group_resource(),
-        Some(namespace),
-        None,
-    )?;
     let dry_run = q.dry_run()?;
     let (labels, fields) = selectors::<K>(q)?;
     let filter = |o: &K| {
@@ -755,19 +752,7 @@ async fn delete_collection<K: ApiKind>(
 
 /// Deleting a namespace deletes everything in it, then the namespace (§9.1). The namespace
 /// is first marked `Terminating` so nothing new is created in it meanwhile.
-async fn delete_namespace(
-    state: &AppState,
-    user: &UserInfo,
-    name: &str,
-    q: &ApiQuery,
-) -> ApiResult<Response> {
-    authz::authorize(
-        user,
-        "delete",
-        Namespace::group_resource(),
-        None,
-        Some(name),
-    )?;
+async fn delete_namespace(state: &AppState, name: &str, q: &ApiQuery) -> ApiResult<Response> {
     if q.dry_run()? {
         let ns: Namespace = state.get(None, name).await?;
         return Ok(json_ok(&ns));
@@ -855,12 +840,38 @@ fn patch_error<K: ApiKind>(e: &coffer_api::PatchError, name: &str) -> ApiError {
     }
 }
 
+/// The revision an object was read or written at.
+fn revision_of<K: ApiKind>(obj: &K) -> u64 {
+    obj.metadata()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}
+
+impl<'a> Admission<'a> {
+    fn new(
+        state: &'a AppState,
+        user: &'a UserInfo,
+        namespace: Option<&'a str>,
+        verb: &'static str,
+    ) -> Self {
+        Admission {
+            state,
+            user,
+            namespace: namespace.unwrap_or(""),
+            verb,
+        }
+    }
+}
+
 /// Keeps what the server owns (uid, creation time, name, namespace) and validates an update.
 fn finish_update<K: ApiKind>(
     mut new: K,
     current: &K,
     namespace: Option<&str>,
     name: &str,
+    ctx: &Admission<'_>,
 ) -> ApiResult<K> {
     let cur = current.metadata();
     let meta = new.metadata_mut();
@@ -874,6 +885,7 @@ fn finish_update<K: ApiKind>(
     meta.generate_name.clone_from(&cur.generate_name);
     new.normalise(Some(current));
     invalid_if_any::<K>(&new, Some(current))?;
+    new.admit(Some(current), ctx)?;
     Ok(new)
 }
 
@@ -889,7 +901,8 @@ fn invalid_if_any<K: ApiKind>(obj: &K, old: Option<&K>) -> ApiResult<()> {
     })
 }
 
-fn set_system_fields(meta: &mut ObjectMeta) {
+/// Sets what the server owns on a new object: uid and creation time; clears the rest.
+pub fn set_system_fields(meta: &mut ObjectMeta) {
     meta.uid = Some(uuid::Uuid::new_v4().to_string());
     meta.creation_timestamp = Some(Time(crate::kinds::now()));
     meta.resource_version = None;

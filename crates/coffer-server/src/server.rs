@@ -12,7 +12,9 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use coffer_encryption::{EncryptionConfig, GrpcKms, LoadMode, probe_forever};
+use coffer_encryption::{
+    ConfigWatcher, EncryptionConfig, GrpcKms, LoadMode, ReloadingTransformers,
+};
 use coffer_storage::{KeyLayout, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -26,7 +28,8 @@ use tower::ServiceExt;
 
 use crate::authn::{Authenticator, TokenFile, UserInfo, user_from_certificate};
 use crate::bootstrap;
-use crate::state::{AppState, Inner};
+use crate::rbac_cache::RbacCache;
+use crate::state::{AppState, Inner, SecretListPolicy};
 use crate::status::ApiError;
 
 /// What `coffer serve` was asked to do, with kube-apiserver's flag names.
@@ -47,10 +50,14 @@ pub struct ServeOptions {
     pub token_auth_file: Option<PathBuf>,
     /// `--encryption-provider-config`.
     pub encryption_provider_config: Option<PathBuf>,
+    /// `--encryption-provider-config-automatic-reload`: how often to poll the file, or `None`.
+    pub encryption_provider_config_automatic_reload: Option<Duration>,
     /// The store to serve from.
     pub store: Arc<dyn Store>,
     /// `--etcd-prefix`.
     pub layout: KeyLayout,
+    /// `--secret-list-policy`.
+    pub secret_list_policy: SecretListPolicy,
 }
 
 /// A bound server, ready to run.
@@ -90,30 +97,22 @@ impl Server {
             .unwrap_or(generated.encryption_config.clone());
 
         let tokens = TokenFile::load(&token_file)?;
-        let config = EncryptionConfig::load(&encryption, LoadMode::Startup)
+        let reload = options.encryption_provider_config_automatic_reload;
+        let mode = match reload {
+            Some(_) => LoadMode::AutomaticReload,
+            None => LoadMode::Startup,
+        };
+        let config = EncryptionConfig::load(&encryption, mode)
             .with_context(|| format!("--encryption-provider-config {}", encryption.display()))?;
         for warning in config.warnings() {
             tracing::warn!(%warning, "encryption config");
         }
-        let transformers = config.build(&GrpcKms)?;
         // KMS v2 providers get their first seed from a Status call, then are probed in the
         // background (every 60 s while healthy, 10 s while failing), as kube-apiserver does.
-        for (name, kms) in transformers.kms_v2() {
-            match tokio::time::timeout(Duration::from_secs(10), kms.probe()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(provider = %name, error = %e, "KMS v2 plugin is not healthy yet")
-                }
-                Err(_) => {
-                    tracing::warn!(provider = %name, "KMS v2 plugin did not answer within 10 s")
-                }
-            }
-            let name = name.clone();
-            tokio::spawn(probe_forever(kms.clone(), move |result| {
-                if let Err(e) = result {
-                    tracing::warn!(provider = %name, error = %e, "KMS v2 plugin probe failed");
-                }
-            }));
+        let transformers = ReloadingTransformers::start(&config, &GrpcKms).await?;
+        if let Some(interval) = reload {
+            let watcher = ConfigWatcher::new(&encryption, transformers.clone(), Arc::new(GrpcKms));
+            tokio::spawn(watcher.run(interval));
         }
         let tls = tls_config(&cert_file, &key_file, &client_ca)?;
 
@@ -122,6 +121,8 @@ impl Server {
             layout: options.layout,
             transformers,
             authn: Authenticator::new(tokens),
+            rbac: RbacCache::default(),
+            secret_list_policy: options.secret_list_policy,
         });
         for ns in SYSTEM_NAMESPACES {
             crate::resources::ensure_namespace(&state, ns)
@@ -130,6 +131,9 @@ impl Server {
                     anyhow::anyhow!("cannot create namespace {ns}: {}", e.status()["message"])
                 })?;
         }
+        crate::rbac_cache::start(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load RBAC policy: {}", e.status()["message"]))?;
 
         let listener =
             TcpListener::bind(SocketAddr::new(options.bind_address, options.secure_port))
@@ -239,24 +243,24 @@ impl Server {
 #[derive(Clone, Debug)]
 pub struct PeerUser(pub Option<UserInfo>);
 
-/// The application: routes, then layers. Layers run outermost first: authentication wraps
-/// everything, so every handler sees an authenticated [`UserInfo`].
+/// The application: routes, then layers in DESIGN.md's pipeline order. The layer added last
+/// runs first, so a request meets: authentication → impersonation → authorization → handler.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(crate::discovery::router())
         .merge(crate::openapi::router())
         .merge(crate::resources::router())
         .fallback(|| async { ApiError::UnknownPath })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::authz::authorize,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::authz::impersonate,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
-}
-
-/// Paths anyone may call (`system:public-info-viewer`).
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
-    )
 }
 
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -265,9 +269,6 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };
-    if user.is_anonymous() && !is_public(req.uri().path()) {
-        return ApiError::Unauthorized.into_response();
-    }
     req.headers_mut().remove(AUTHORIZATION);
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let name = user.name.clone();

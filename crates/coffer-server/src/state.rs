@@ -3,10 +3,11 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use coffer_encryption::ResourceTransformers;
+use coffer_encryption::ReloadingTransformers;
 use coffer_storage::{KeyLayout, Store};
 
 use crate::authn::Authenticator;
+use crate::rbac_cache::RbacCache;
 
 /// Everything a request may need. Cheap to clone.
 #[derive(Clone)]
@@ -18,10 +19,26 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// kube-apiserver's key layout under `--etcd-prefix`.
     pub layout: KeyLayout,
-    /// The value transformers from the encryption config, per resource.
-    pub transformers: ResourceTransformers,
+    /// The value transformers from the encryption config, per resource; swapped when the
+    /// config file changes under `--encryption-provider-config-automatic-reload`.
+    pub transformers: ReloadingTransformers,
     /// Who is calling.
     pub authn: Authenticator,
+    /// The RBAC snapshot the authorizer reads.
+    pub rbac: RbacCache,
+    /// What a subject that may list Secrets but not get one sees of its values.
+    pub secret_list_policy: SecretListPolicy,
+}
+
+/// `--secret-list-policy`: whether listing or watching Secrets reveals the values of Secrets
+/// the caller may not `get` (kubernetes/kubernetes#48128).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretListPolicy {
+    /// Coffer's default: values of Secrets the caller may not `get` are withheld (keys kept).
+    #[default]
+    Withhold,
+    /// Kubernetes' behaviour: `list` reveals every value.
+    Kubernetes,
 }
 
 impl AppState {

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 /// The resource an error is about: plural resource name and API group, as in kube-apiserver's
 /// messages (`secrets "x" not found`, `roles.rbac.authorization.k8s.io "r" not found`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GroupResource {
+pub struct GroupResource<'a> {
     /// API group, empty for the core group.
-    pub group: &'static str,
+    pub group: &'a str,
     /// Plural resource name.
-    pub resource: &'static str,
+    pub resource: &'a str,
 }
 
-impl GroupResource {
+impl GroupResource<'_> {
     /// `resource` or `resource.group`.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {
@@ -64,8 +64,9 @@ pub enum ApiError {
     /// 403 `Forbidden`.
     #[error("forbidden")]
     Forbidden {
-        /// The resource, if the request was for one.
-        resource: Option<GroupResource>,
+        /// `(group, resource)` if the request was for a resource (the resource may carry a
+        /// `/subresource`, which kube-apiserver's messages keep out of the qualified name).
+        resource: Option<(String, String)>,
         /// The object name, if any.
         name: Option<String>,
         /// The reason text after `is forbidden: `.
@@ -75,7 +76,7 @@ pub enum ApiError {
     #[error("not found")]
     NotFound {
         /// The resource.
-        resource: GroupResource,
+        resource: GroupResource<'static>,
         /// The object name.
         name: String,
     },
@@ -88,7 +89,7 @@ pub enum ApiError {
         /// The verb.
         verb: &'static str,
         /// The resource.
-        resource: GroupResource,
+        resource: GroupResource<'static>,
     },
     /// 406 `NotAcceptable`.
     #[error("only the following media types are accepted: {0}")]
@@ -97,7 +98,7 @@ pub enum ApiError {
     #[error("already exists")]
     AlreadyExists {
         /// The resource.
-        resource: GroupResource,
+        resource: GroupResource<'static>,
         /// The object name.
         name: String,
     },
@@ -105,7 +106,7 @@ pub enum ApiError {
     #[error("conflict")]
     Conflict {
         /// The resource.
-        resource: GroupResource,
+        resource: GroupResource<'static>,
         /// The object name.
         name: String,
         /// Why, e.g. the "object has been modified" text.
@@ -134,7 +135,7 @@ pub enum ApiError {
     #[error("namespace terminating")]
     NamespaceTerminating {
         /// The resource being created.
-        resource: GroupResource,
+        resource: GroupResource<'static>,
         /// The object name.
         name: String,
         /// The namespace.
@@ -188,12 +189,20 @@ impl ApiError {
             ApiError::BadRequest(m) => ("BadRequest", m.clone(), None),
             ApiError::Unauthorized => ("Unauthorized", "Unauthorized".to_owned(), None),
             ApiError::Forbidden { resource, name, reason } => {
-                let message = match (resource, name) {
-                    (Some(r), Some(n)) => format!("{} {n:?} is forbidden: {reason}", r.qualified()),
-                    (Some(r), None) => format!("{} is forbidden: {reason}", r.qualified()),
+                let qualified = resource.as_ref().map(|(group, resource)| {
+                    let resource = resource.split('/').next().unwrap_or_default();
+                    (GroupResource { group, resource }.qualified(), group, resource)
+                });
+                let message = match (&qualified, name) {
+                    (Some((q, _, _)), Some(n)) => {
+                        format!("{q} {} is forbidden: {reason}", coffer_api::go_quote(n))
+                    }
+                    (Some((q, _, _)), None) => format!("{q} is forbidden: {reason}"),
                     (None, _) => format!("forbidden: {reason}"),
                 };
-                let details = resource.map(|r| details(r, name.as_deref()));
+                let details = qualified.map(|(_, group, resource)| {
+                    details(GroupResource { group, resource }, name.as_deref())
+                });
                 ("Forbidden", message, details)
             }
             ApiError::NamespaceTerminating { resource, name, namespace } => (
@@ -286,7 +295,7 @@ impl ApiError {
     }
 }
 
-fn details(resource: GroupResource, name: Option<&str>) -> Value {
+fn details(resource: GroupResource<'_>, name: Option<&str>) -> Value {
     let mut d = json!({ "kind": resource.resource });
     if let Some(n) = name {
         d["name"] = json!(n);
@@ -377,7 +386,7 @@ mod tests {
     #[test]
     fn forbidden_wording() {
         let e = ApiError::Forbidden {
-            resource: Some(SECRETS),
+            resource: Some((String::new(), "secrets".to_owned())),
             name: None,
             reason: "User \"bob\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"".into(),
         };

@@ -18,3 +18,12 @@ pub async fn token_request(
 ) -> ApiResult<Response> {
     Err(ApiError::UnknownPath)
 }
+
+/// TokenReview: validates a token for another system.
+pub async fn token_review(
+    _state: &AppState,
+    _headers: &HeaderMap,
+    _body: &[u8],
+) -> ApiResult<Response> {
+    Err(ApiError::UnknownPath)
+}

@@ -19,6 +19,7 @@ use crate::negotiate::Output;
 use crate::registry::ListRequest;
 use crate::state::AppState;
 use crate::status::{ApiError, ApiResult};
+use crate::withhold::Redactor;
 
 /// A predicate over objects (label and field selectors).
 pub type Filter<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
@@ -27,16 +28,32 @@ pub type Filter<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
 /// 30–60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// What a watch request asked for.
+pub struct WatchRequest<'a> {
+    /// `resourceVersion`: start after this revision (absent or `0`: current state first).
+    pub resource_version: Option<&'a str>,
+    /// `timeoutSeconds`.
+    pub timeout_seconds: Option<u64>,
+    /// `allowWatchBookmarks`.
+    pub bookmarks: bool,
+    /// JSON objects or Table rows.
+    pub output: Output,
+}
+
 /// Serves a watch on `K` in `namespace` (or all).
 pub async fn serve<K: ApiKind>(
     state: &AppState,
     namespace: Option<&str>,
-    resource_version: Option<&str>,
-    timeout_seconds: Option<u64>,
-    bookmarks: bool,
-    output: Output,
+    request: WatchRequest<'_>,
     filter: Filter<K>,
+    redactor: Option<Redactor>,
 ) -> ApiResult<Response> {
+    let WatchRequest {
+        resource_version,
+        timeout_seconds,
+        bookmarks,
+        output,
+    } = request;
     let mut initial = Vec::new();
     let start = match resource_version.filter(|rv| !rv.is_empty() && *rv != "0") {
         Some(rv) => Revision::new(
@@ -68,6 +85,7 @@ pub async fn serve<K: ApiKind>(
     let encoder = Encoder {
         output,
         headers_sent: false,
+        redactor,
     };
     let body = async_stream(state, initial, events, filter, encoder, timeout, bookmarks);
     Ok((
@@ -81,10 +99,22 @@ pub async fn serve<K: ApiKind>(
 struct Encoder {
     output: Output,
     headers_sent: bool,
+    /// Withholds Secret values the watcher may not `get` (`withhold.rs`).
+    redactor: Option<Redactor>,
 }
 
 impl Encoder {
     fn line<K: ApiKind>(&mut self, kind: &str, obj: &K) -> bytes::Bytes {
+        let withheld;
+        let obj = match &self.redactor {
+            Some(r) if !r.may_get(obj) => {
+                let mut copy = obj.clone();
+                copy.withhold_values();
+                withheld = copy;
+                &withheld
+            }
+            _ => obj,
+        };
         let object = match self.output {
             Output::Json => serde_json::to_value(obj).unwrap_or(Value::Null),
             Output::Table(v) => {

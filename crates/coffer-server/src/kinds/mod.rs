@@ -13,8 +13,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::authn::UserInfo;
 use crate::discovery::{ResourceInfo, find_resource};
-use crate::status::{Cause, GroupResource};
+use crate::state::AppState;
+use crate::status::{ApiResult, Cause, GroupResource};
 
 /// The causes of a 422 for these field errors.
 fn causes(errors: Vec<coffer_api::FieldError>) -> Vec<Cause> {
@@ -62,7 +64,7 @@ pub trait ApiKind:
     }
 
     /// `{group, resource}` for messages.
-    fn group_resource() -> GroupResource {
+    fn group_resource() -> GroupResource<'static> {
         GroupResource {
             group: Self::API_GROUP,
             resource: Self::RESOURCE,
@@ -85,6 +87,18 @@ pub trait ApiKind:
     /// Whether the table ends with an `Age` column (the last of [`ApiKind::columns`]).
     const AGE_COLUMN: bool = true;
 
+    /// Checks that need the caller's identity, after validation: RBAC's escalation and bind
+    /// checks (§15.4). `old` is the stored object on update.
+    fn admit(&self, _old: Option<&Self>, _ctx: &Admission<'_>) -> ApiResult<()> {
+        Ok(())
+    }
+
+    /// Empties every value the caller may not read (keys stay) and marks the object so;
+    /// true when something was withheld. Only Secrets have values to withhold.
+    fn withhold_values(&mut self) -> bool {
+        false
+    }
+
     /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
     fn selectable_fields() -> &'static [&'static str] {
         &[]
@@ -95,6 +109,21 @@ pub trait ApiKind:
         None
     }
 }
+
+/// Who is writing, for [`ApiKind::admit`].
+pub struct Admission<'a> {
+    /// The server state (the RBAC snapshot).
+    pub state: &'a AppState,
+    /// The caller.
+    pub user: &'a UserInfo,
+    /// The namespace of the object, `""` for cluster-scoped kinds.
+    pub namespace: &'a str,
+    /// `create` or `update`.
+    pub verb: &'static str,
+}
+
+/// The annotation on a listed Secret whose values were withheld (`--secret-list-policy`).
+pub const WITHHELD_ANNOTATION: &str = "coffer.dev/values-withheld";
 
 /// The current time (to the second, as kube-apiserver writes timestamps).
 pub fn now() -> coffer_api::k8s_openapi::jiff::Timestamp {
@@ -159,6 +188,23 @@ impl ApiKind for Secret {
 
     fn selectable_fields() -> &'static [&'static str] {
         &["type"]
+    }
+
+    fn withhold_values(&mut self) -> bool {
+        let Some(data) = self.data.as_mut() else {
+            return false;
+        };
+        for value in data.values_mut() {
+            value.0.clear();
+        }
+        self.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                WITHHELD_ANNOTATION.to_owned(),
+                "listing does not grant get: values withheld".to_owned(),
+            );
+        true
     }
 
     fn field(&self, name: &str) -> Option<String> {

@@ -3,8 +3,10 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use coffer_server::{ServeOptions, Server};
+use coffer_encryption::DEFAULT_RELOAD_INTERVAL;
+use coffer_server::{SecretListPolicy, ServeOptions, Server};
 use coffer_storage::KeyLayout;
 
 use super::storage::StoreArgs;
@@ -39,6 +41,28 @@ pub struct Args {
     /// EncryptionConfiguration for data at rest; generated (secretbox) when absent.
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    /// Re-read the encryption config when its content changes, without a restart: a valid
+    /// new file is used for later reads and writes; a bad one is logged and the old one kept.
+    #[arg(long)]
+    encryption_provider_config_automatic_reload: bool,
+    /// How often the automatic reload checks the file (`500ms`, `10s`, `1m`); kube-apiserver's
+    /// fixed 1m by default.
+    #[arg(long, requires = "encryption_provider_config_automatic_reload", value_parser = parse_interval)]
+    encryption_provider_config_automatic_reload_interval: Option<Duration>,
+    /// What `list`/`watch` of Secrets shows to a caller who may not `get` a Secret:
+    /// `withhold` empties its values (keys kept, annotation and Warning added);
+    /// `kubernetes` reveals them, as upstream does.
+    #[arg(long, value_enum, default_value_t = ListPolicy::Withhold)]
+    secret_list_policy: ListPolicy,
+}
+
+/// `--secret-list-policy` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListPolicy {
+    /// Values of Secrets the caller may not `get` are withheld.
+    Withhold,
+    /// Upstream Kubernetes: listing reveals every value.
+    Kubernetes,
 }
 
 /// Runs `coffer serve`.
@@ -55,8 +79,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             client_ca_file: args.client_ca_file,
             token_auth_file: args.token_auth_file,
             encryption_provider_config: args.encryption_provider_config,
+            encryption_provider_config_automatic_reload: args
+                .encryption_provider_config_automatic_reload
+                .then(|| {
+                    args.encryption_provider_config_automatic_reload_interval
+                        .unwrap_or(DEFAULT_RELOAD_INTERVAL)
+                }),
             store,
             layout: KeyLayout::new(&args.store.etcd_prefix),
+            secret_list_policy: match args.secret_list_policy {
+                ListPolicy::Withhold => SecretListPolicy::Withhold,
+                ListPolicy::Kubernetes => SecretListPolicy::Kubernetes,
+            },
         })
         .await?;
         let addr = server.local_addr()?;
@@ -66,6 +100,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("coffer: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Parses `--encryption-provider-config-automatic-reload-interval`: a whole number of `ms`, `s`
+/// or `m`, more than zero.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as 500ms, 10s or 1m");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let interval = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(bad()),
+    };
+    if interval.is_zero() {
+        return Err("the reload interval must be more than zero".into());
+    }
+    Ok(interval)
 }
 
 /// Completes on SIGINT or SIGTERM.
