@@ -12,6 +12,9 @@
 //!   returns the plaintext and its [`Freshness`], `to_storage(plain, aad)` the bytes to store.
 //!   The AAD is always the full storage key. A stale read must be rewritten on the next update.
 //! - [`PrefixTransformers`] is the only place values are dispatched by prefix.
+//! - [`ReloadingTransformers`] holds the transformers in force and [`ConfigWatcher`] replaces
+//!   them when the file changes (kube-apiserver's
+//!   `--encryption-provider-config-automatic-reload`).
 //! - Providers: [`Identity`], [`AesCbc`], [`AesGcm`], [`Secretbox`], [`KmsV1Reader`] (read only)
 //!   and [`KmsV2`]. KMS plugins are reached through [`KmsV2Service`] / [`KmsV1Service`];
 //!   [`GrpcKms`] connects them over gRPC on a unix socket, [`probe_forever`] runs KMS v2's
@@ -32,6 +35,7 @@ mod identity;
 mod kms_grpc;
 mod kms_v1;
 mod kms_v2;
+mod reload;
 mod secret;
 mod secretbox;
 mod transformer;
@@ -62,6 +66,10 @@ pub use kms_v1::{KmsV1Reader, KmsV1Service};
 pub use kms_v2::{
     DekSourceType, EncryptedObject, HEALTHZ_CACHE_FAILED, HEALTHZ_CACHE_OK, KmsDecryptRequest,
     KmsEncrypted, KmsStatus, KmsV2, KmsV2Service, WRITE_STATE_TTL, hash_of,
+};
+pub use reload::{
+    ConfigWatcher, DEFAULT_RELOAD_INTERVAL, ReloadCounts, ReloadError, ReloadOutcome,
+    ReloadingTransformers,
 };
 pub use secret::{InvalidBase64, KeyMaterial, SecretBytes};
 pub use secretbox::Secretbox;

@@ -389,7 +389,8 @@ fn check_masking(entries: &[ResourceEntry]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn file_hash(bytes: &[u8]) -> String {
+/// `sha256:<hex>` of a file's bytes (upstream's `GetEncryptionConfigHash`).
+pub(crate) fn file_hash(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")

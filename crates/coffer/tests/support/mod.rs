@@ -96,6 +96,11 @@ impl Coffer {
         self.dir.path()
     }
 
+    /// What the server has logged so far (all runs in this data directory).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -104,14 +109,20 @@ impl Coffer {
     }
 }
 
-/// Starts `coffer serve` in `dir` and waits for its `export KUBECONFIG=` line.
+/// Starts `coffer serve` in `dir` and waits for its `export KUBECONFIG=` line. Its stderr (the
+/// log) is appended to `<dir>/serve.log`.
 fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("serve.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["serve", "--secure-port", "0", "--data-dir"])
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn coffer");
     let stdout = child.stdout.take().expect("stdout");
