@@ -27,12 +27,15 @@
 //! **The module.** A PKCS#11 library may be initialized once per process; modules are loaded
 //! and `C_Initialize`d once and kept for the life of the process.
 
+mod error;
+mod token;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
+use cryptoki::context::{Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
@@ -40,7 +43,9 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use zeroize::Zeroizing;
+
+pub use error::Pkcs11Error;
+use token::{check_label, context, find_slot, hex, parse_cka_id, read_pin};
 
 use crate::error::KmsError;
 use crate::kms_v2::{KmsDecryptRequest, KmsEncrypted, KmsStatus, KmsV2Service, hash_of};
@@ -99,171 +104,6 @@ impl Pkcs11Options {
         }
     }
 }
-
-/// Why the PKCS#11 backend failed. No message carries the PIN, key material or plaintext; key
-/// ids appear only as `sha256:` hashes where they come from a caller.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Pkcs11Error {
-    /// The module could not be loaded or initialized.
-    #[error(
-        "cannot load the PKCS#11 module {path}: {reason}; check --pkcs11-module (SoftHSM2 installs /usr/lib/softhsm/libsofthsm2.so)"
-    )]
-    Module {
-        /// The module path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// No initialized token matches the selector.
-    #[error(
-        "no initialized PKCS#11 {token} (tokens present: {present}); check --pkcs11-token-label / --pkcs11-slot, or initialize a token (softhsm2-util --init-token --free --label ...)"
-    )]
-    NoToken {
-        /// The selector, as text.
-        token: String,
-        /// The labels and slots of the tokens present.
-        present: String,
-    },
-    /// Several tokens carry the label.
-    #[error(
-        "several PKCS#11 tokens are labelled {label:?} (slots {slots:?}); choose one with --pkcs11-slot"
-    )]
-    AmbiguousToken {
-        /// The label.
-        label: String,
-        /// Their slots.
-        slots: Vec<u64>,
-    },
-    /// The PIN file could not be read.
-    #[error("cannot read the PKCS#11 PIN file {path}: {source}; check --pkcs11-pin-file")]
-    PinFile {
-        /// The PIN file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The PIN file is empty or not UTF-8.
-    #[error("the PKCS#11 PIN file {path} is empty or not text; write the user PIN into it")]
-    BadPinFile {
-        /// The PIN file.
-        path: PathBuf,
-    },
-    /// The token refused the PIN.
-    #[error(
-        "the PIN in {pin_file} is not the user PIN of PKCS#11 {token} (CKR_PIN_INCORRECT); fix the PIN file — repeated failures may lock the token"
-    )]
-    PinIncorrect {
-        /// The token.
-        token: String,
-        /// The PIN file.
-        pin_file: PathBuf,
-    },
-    /// The token's user PIN is locked.
-    #[error(
-        "the user PIN of PKCS#11 {token} is locked (CKR_PIN_LOCKED); the token's security officer must reset it"
-    )]
-    PinLocked {
-        /// The token.
-        token: String,
-    },
-    /// The key label is not usable in a key id.
-    #[error(
-        "--pkcs11-key-label {label:?} is not usable: use 1 to 64 characters from A-Z a-z 0-9 . _ -"
-    )]
-    BadLabel {
-        /// The label.
-        label: String,
-    },
-    /// The token holds no key with the label.
-    #[error(
-        "PKCS#11 {token} holds no AES key labelled {label:?}; start `coffer kms-plugin` (which creates the first one) or run `coffer kms-plugin rotate` with the same --pkcs11-* flags"
-    )]
-    NoKey {
-        /// The token.
-        token: String,
-        /// The key label.
-        label: String,
-    },
-    /// A key under the label could leave the token, or is not a 256-bit AES key.
-    #[error(
-        "PKCS#11 key {key_id} is refused: {reason}; generate a proper one with `coffer kms-plugin rotate`, and remove this one from the token"
-    )]
-    UnsafeKey {
-        /// Its key id (public).
-        key_id: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A decrypt request named a key id this token did not issue.
-    #[error(
-        "key id hash {key_id_hash} was not issued by this PKCS#11 token under label {label:?}; was the value written with another key or plugin?"
-    )]
-    UnknownKeyId {
-        /// `sha256:` hash of the requested key id.
-        key_id_hash: String,
-        /// The key label served.
-        label: String,
-    },
-    /// The ciphertext is too short to hold an IV and a tag.
-    #[error(
-        "a PKCS#11-wrapped ciphertext is at least {min} bytes, got {got}; the stored value is damaged"
-    )]
-    ShortCiphertext {
-        /// Minimum length.
-        min: usize,
-        /// Length received.
-        got: usize,
-    },
-    /// The token could not open the ciphertext under the key.
-    #[error(
-        "the ciphertext does not open under key id hash {key_id_hash} ({rv:?}); it is damaged, or was stored under another key id"
-    )]
-    Decrypt {
-        /// `sha256:` hash of the key id.
-        key_id_hash: String,
-        /// What the token answered.
-        rv: Option<RvError>,
-    },
-    /// The `Status` round trip gave back different bytes.
-    #[error("the HSM round trip under {key_id} returned different bytes; the token is not healthy")]
-    RoundTrip {
-        /// The current key id.
-        key_id: String,
-    },
-    /// Randomness for an IV or key id was unavailable.
-    #[error("no randomness from the operating system")]
-    Random,
-    /// Any other PKCS#11 failure.
-    #[error("PKCS#11 {op} failed: {source}")]
-    Device {
-        /// What was being done.
-        op: &'static str,
-        /// The module's answer.
-        source: CkError,
-    },
-}
-
-impl Pkcs11Error {
-    /// The PKCS#11 return value, when the token gave one.
-    pub fn rv(&self) -> Option<RvError> {
-        match self {
-            Self::Device {
-                source: CkError::Pkcs11(rv, _),
-                ..
-            } => Some(*rv),
-            Self::Decrypt { rv, .. } => *rv,
-            _ => None,
-        }
-    }
-}
-
-impl From<Pkcs11Error> for KmsError {
-    fn from(e: Pkcs11Error) -> Self {
-        KmsError::Service(e.to_string())
-    }
-}
-
 /// KEKs in a PKCS#11 token, serving as a [`KmsV2Service`]. See the module docs.
 pub struct Pkcs11Kek {
     inner: Arc<Inner>,
@@ -750,120 +590,6 @@ fn check_key(session: &Session, key_id: &str, handle: ObjectHandle) -> Result<()
     Ok(())
 }
 
-/// `v<version>-<8 hex>` → version.
-fn parse_cka_id(id: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(id).ok()?;
-    let (version, tag) = text.strip_prefix('v')?.split_once('-')?;
-    let ok_tag = tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit());
-    let ok_version = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit());
-    if !(ok_tag && ok_version) {
-        return None;
-    }
-    version.parse().ok()
-}
-
-fn check_label(label: &str) -> Result<(), Pkcs11Error> {
-    let ok = (1..=64).contains(&label.len())
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Pkcs11Error::BadLabel {
-            label: label.to_owned(),
-        })
-    }
-}
-
-/// Reads the PIN; the file's bytes are zeroized, and only the zeroizing `SecretString` keeps
-/// the PIN. A trailing `\n` or `\r\n` is dropped.
-fn read_pin(path: &Path) -> Result<AuthPin, Pkcs11Error> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| Pkcs11Error::PinFile {
-        path: path.into(),
-        source,
-    })?);
-    let mut pin: &[u8] = &bytes;
-    if let Some(rest) = pin.strip_suffix(b"\n") {
-        pin = rest.strip_suffix(b"\r").unwrap_or(rest);
-    }
-    let text = std::str::from_utf8(pin)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Pkcs11Error::BadPinFile { path: path.into() })?;
-    // Exactly sized, so turning it into a `Box<str>` does not reallocate and leave a copy.
-    let mut owned = String::with_capacity(text.len());
-    owned.push_str(text);
-    Ok(AuthPin::new(owned.into_boxed_str()))
-}
-
-/// The process's context for a module, loaded and initialized on first use and kept.
-fn context(module: &Path) -> Result<Pkcs11, Pkcs11Error> {
-    /// Modules loaded so far, by canonical path. Guards loading: a module is initialized once.
-    static CONTEXTS: OnceLock<Mutex<Vec<(PathBuf, Pkcs11)>>> = OnceLock::new();
-    let failed = |reason: String| Pkcs11Error::Module {
-        path: module.into(),
-        reason,
-    };
-    let canonical = module.canonicalize().map_err(|e| failed(e.to_string()))?;
-    let mut loaded = CONTEXTS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, ctx)) = loaded.iter().find(|(p, _)| *p == canonical) {
-        return Ok(ctx.clone());
-    }
-    let ctx = Pkcs11::new(&canonical).map_err(|e| failed(e.to_string()))?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(failed(e.to_string())),
-    }
-    loaded.push((canonical, ctx.clone()));
-    Ok(ctx)
-}
-
-fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<Slot, Pkcs11Error> {
-    let dev = |source| Pkcs11Error::Device {
-        op: "listing slots",
-        source,
-    };
-    let slots = ctx.get_slots_with_initialized_token().map_err(dev)?;
-    let mut present = Vec::new();
-    let mut matches = Vec::new();
-    for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(dev)?;
-        let label = info.label().trim_end().to_owned();
-        let hit = match selector {
-            TokenSelector::Label(want) => label == *want,
-            TokenSelector::Slot(id) => slot.id() == *id,
-        };
-        if hit {
-            matches.push(slot);
-        }
-        present.push(format!("{label:?} in slot {}", slot.id()));
-    }
-    match (matches.as_slice(), selector) {
-        ([one], _) => Ok(*one),
-        ([], _) => Err(Pkcs11Error::NoToken {
-            token: selector.to_string(),
-            present: if present.is_empty() {
-                "none".into()
-            } else {
-                present.join(", ")
-            },
-        }),
-        (many, TokenSelector::Label(label)) => Err(Pkcs11Error::AmbiguousToken {
-            label: label.clone(),
-            slots: many.iter().map(Slot::id).collect(),
-        }),
-        (_, TokenSelector::Slot(_)) => unreachable!("BUG: slot ids are unique"),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Runs a PKCS#11 call on Tokio's blocking pool (inline outside a runtime).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Pkcs11Error> + Send + 'static,
@@ -875,56 +601,4 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|_| KmsError::Service("the PKCS#11 call panicked".into()))?
         .map_err(KmsError::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cka_ids_and_labels() {
-        assert_eq!(parse_cka_id(b"v1-0a1b2c3d"), Some(1));
-        assert_eq!(parse_cka_id(b"v12-ffffffff"), Some(12));
-        for bad in [
-            &b"v-0a1b2c3d"[..],
-            b"v1-0a1b2c3",
-            b"1-0a1b2c3d",
-            b"v1-0a1b2c3g",
-            b"\xff",
-        ] {
-            assert_eq!(parse_cka_id(bad), None, "{bad:?}");
-        }
-        assert!(check_label("coffer-kek.v_2").is_ok());
-        for bad in ["", "a/b", "a b", &"x".repeat(65)] {
-            assert!(check_label(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn pin_file_rules() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pin");
-        for (content, expected) in [
-            (&b"1234\n"[..], Some("1234")),
-            (b"1234\r\n", Some("1234")),
-            (b"12 34", Some("12 34")),
-            (b"\n", None),
-            (b"", None),
-            (b"\xff\xfe", None),
-        ] {
-            std::fs::write(&path, content).expect("write");
-            let got = read_pin(&path);
-            match expected {
-                Some(pin) => {
-                    use secrecy::ExposeSecret as _;
-                    assert_eq!(got.expect("pin").expose_secret(), pin);
-                }
-                None => assert!(matches!(got, Err(Pkcs11Error::BadPinFile { .. }))),
-            }
-        }
-        let missing = read_pin(&dir.path().join("absent"))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("--pkcs11-pin-file"), "{missing}");
-    }
 }
