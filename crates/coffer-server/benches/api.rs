@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_server::{SecretListPolicy, ServeOptions, Server};
+use coffer_server::{AccessOptions, SecretListPolicy, ServeOptions, Server};
 use coffer_storage::{EmbeddedStore, KeyLayout};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -159,6 +159,7 @@ fn main() {
             store: Arc::new(store),
             layout: KeyLayout::default(),
             secret_list_policy: SecretListPolicy::default(),
+            access: AccessOptions::default(),
         })
         .await
         .expect("bind");

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::status::ApiError;
 
 pub use coffer_access::UserInfo;
+use coffer_access::{ServiceAccountToken, TokenAuthenticator};
 
 /// A problem with `--token-auth-file`.
 #[derive(Debug, thiserror::Error)]
@@ -160,15 +161,34 @@ fn split_csv(line: &str) -> Option<Vec<String>> {
     Some(fields)
 }
 
-/// Authenticates requests: client certificate first, then bearer token, then anonymous.
+/// Authenticates requests: client certificate first, then bearer token (the token file, then
+/// ServiceAccount JWTs), then anonymous.
 pub struct Authenticator {
     tokens: TokenFile,
+    service_accounts: Option<TokenAuthenticator>,
+}
+
+/// Who a request's credential names. A ServiceAccount token still needs its ServiceAccount
+/// checked in storage (`tokens::service_account_user`) before it is a user.
+pub enum Credential {
+    /// A user from the certificate, the token file, or anonymous.
+    User(UserInfo),
+    /// A verified ServiceAccount JWT.
+    ServiceAccount(ServiceAccountToken),
 }
 
 impl Authenticator {
-    /// An authenticator over a token file.
-    pub fn new(tokens: TokenFile) -> Self {
-        Authenticator { tokens }
+    /// An authenticator over a token file and, when given, ServiceAccount JWTs.
+    pub fn new(tokens: TokenFile, service_accounts: Option<TokenAuthenticator>) -> Self {
+        Authenticator {
+            tokens,
+            service_accounts,
+        }
+    }
+
+    /// The user of a token in the token file.
+    pub fn static_user(&self, token: &str) -> Option<&UserInfo> {
+        self.tokens.user(token)
     }
 
     /// Who sent a request with these headers over a connection whose verified client
@@ -177,12 +197,12 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         peer: Option<&UserInfo>,
-    ) -> Result<UserInfo, ApiError> {
+    ) -> Result<Credential, ApiError> {
         if let Some(user) = peer {
-            return Ok(user.clone());
+            return Ok(Credential::User(user.clone()));
         }
         let Some(value) = headers.get(AUTHORIZATION) else {
-            return Ok(UserInfo::anonymous());
+            return Ok(Credential::User(UserInfo::anonymous()));
         };
         let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
         let Some((scheme, token)) = value.split_once(' ') else {
@@ -193,12 +213,18 @@ impl Authenticator {
         }
         let token = token.trim();
         if token.is_empty() {
-            return Ok(UserInfo::anonymous());
+            return Ok(Credential::User(UserInfo::anonymous()));
         }
-        self.tokens
-            .user(token)
-            .cloned()
-            .ok_or(ApiError::Unauthorized)
+        if let Some(user) = self.tokens.user(token) {
+            return Ok(Credential::User(user.clone()));
+        }
+        match &self.service_accounts {
+            Some(sa) => sa
+                .authenticate(token)
+                .map(Credential::ServiceAccount)
+                .map_err(|_| ApiError::Unauthorized),
+            None => Err(ApiError::Unauthorized),
+        }
     }
 }
 
@@ -250,7 +276,14 @@ mod tests {
 
     #[test]
     fn unknown_token_is_401_not_anonymous() {
-        let auth = Authenticator::new(TokenFile::parse("t", "good,alice,1\n").expect("parse"));
+        let auth = Authenticator::new(
+            TokenFile::parse("t", "good,alice,1\n").expect("parse"),
+            None,
+        );
+        let user = |c: Result<Credential, ApiError>| match c {
+            Ok(Credential::User(u)) => u,
+            _ => panic!("expected a user"),
+        };
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer bad"));
         assert!(matches!(
@@ -258,11 +291,7 @@ mod tests {
             Err(ApiError::Unauthorized)
         ));
         h.insert(AUTHORIZATION, HeaderValue::from_static("bearer good"));
-        assert_eq!(auth.authenticate(&h, None).expect("ok").name, "alice");
-        assert!(
-            auth.authenticate(&HeaderMap::new(), None)
-                .expect("anon")
-                .is_anonymous()
-        );
+        assert_eq!(user(auth.authenticate(&h, None)).name, "alice");
+        assert!(user(auth.authenticate(&HeaderMap::new(), None)).is_anonymous());
     }
 }

@@ -3,25 +3,16 @@
 //! caller may not make. Members of `system:masters` skip the snapshot (kube's
 //! privileged-group authorizer). Denials are worded as kube-apiserver words them.
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coffer_access::rbac::forbidden_message;
 use coffer_access::{RequestAttributes, ResourceAttributes};
 
+use crate::audit::AuditNotes;
 use crate::authn::UserInfo;
 use crate::state::AppState;
 use crate::status::ApiError;
-
-/// The attributes of the request being served, for handlers and the audit log.
-#[derive(Clone)]
-pub struct Attributes(pub Arc<RequestAttributes>);
-
-/// The user who sent an impersonating request (the request runs as the impersonated user).
-#[derive(Clone)]
-pub struct Impersonator(pub UserInfo);
 
 /// Honours `Impersonate-*` headers: each requested identity must be allowed the `impersonate`
 /// verb; the headers are then removed and the request continues as the impersonated user.
@@ -45,9 +36,14 @@ pub async fn impersonate(State(state): State<AppState>, mut req: Request, next: 
             let attrs = RequestAttributes::Resource(check);
             let decision = policy.authorize(&user, &attrs);
             if !decision.allowed {
+                note_decision(&req, "forbid", &decision.reason);
                 return forbidden(&user, &attrs, &decision.reason).into_response();
             }
         }
+    }
+    let impersonated = impersonation.user();
+    if let Some(notes) = req.extensions().get::<AuditNotes>() {
+        notes.impersonated(&impersonated);
     }
     let headers = req.headers_mut();
     let names: Vec<_> = headers
@@ -58,14 +54,13 @@ pub async fn impersonate(State(state): State<AppState>, mut req: Request, next: 
     for name in names {
         headers.remove(name);
     }
-    req.extensions_mut().insert(impersonation.user());
-    req.extensions_mut().insert(Impersonator(user));
+    req.extensions_mut().insert(impersonated);
     next.run(req).await
 }
 
 /// Authorizes the request (verb, group, resource, subresource, namespace, name, or path) and
-/// leaves its [`Attributes`] for the handler.
-pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// records the decision for the audit log.
+pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let attrs = coffer_access::request_attributes(
         req.method().as_str(),
         req.uri().path(),
@@ -74,14 +69,23 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let Some(user) = req.extensions().get::<UserInfo>() else {
         return ApiError::Unauthorized.into_response();
     };
-    if !user.is_master() {
+    if user.is_master() {
+        note_decision(&req, "allow", "");
+    } else {
         let decision = state.rbac.policy().authorize(user, &attrs);
         if !decision.allowed {
+            note_decision(&req, "forbid", &decision.reason);
             return forbidden(user, &attrs, &decision.reason).into_response();
         }
+        note_decision(&req, "allow", &decision.reason);
     }
-    req.extensions_mut().insert(Attributes(Arc::new(attrs)));
     next.run(req).await
+}
+
+fn note_decision(req: &Request, decision: &'static str, reason: &str) {
+    if let Some(notes) = req.extensions().get::<AuditNotes>() {
+        notes.decision(decision, reason);
+    }
 }
 
 /// Whether `user` may do what `attrs` describe (for checks inside handlers: reading values

@@ -11,6 +11,7 @@
 //! (`coffer-encryption`) and no object codec (`coffer-api`).
 #![forbid(unsafe_code)]
 
+mod audit;
 mod authn;
 mod authz;
 mod body;
@@ -36,6 +37,6 @@ mod withhold;
 // The public interface.
 pub use authn::UserInfo;
 pub use bootstrap::issue_client_cert;
-pub use server::{ServeOptions, Server, app};
+pub use server::{AccessOptions, DEFAULT_ISSUER, ServeOptions, Server, app};
 pub use state::{AppState, SecretListPolicy};
 pub use status::ApiError;

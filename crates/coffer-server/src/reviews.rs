@@ -66,16 +66,34 @@ pub fn decode_body<T: RequestObject + DeserializeOwned>(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf ({why})"
         ))
     };
-    match negotiate::body_format(headers)? {
-        BodyFormat::Protobuf => decode_request(body).map_err(|e| bad(e.to_string())),
-        BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| bad(e.to_string())),
+    let mut value: serde_json::Value = match negotiate::body_format(headers)? {
+        BodyFormat::Protobuf => return decode_request(body).map_err(|e| bad(e.to_string())),
+        BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| bad(e.to_string()))?,
         _ => serde_json::from_slice(body).map_err(|e| {
             bad(format!(
                 "invalid JSON at line {}, column {}",
                 e.line(),
                 e.column()
             ))
-        }),
+        })?,
+    };
+    // Go reads `null` as the zero value; kubectl 1.27 sends `"audiences": null`. `status`
+    // is the server's to fill, so whatever the client sent there is dropped.
+    drop_nulls(&mut value);
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

@@ -26,10 +26,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::authn::{Authenticator, TokenFile, UserInfo, user_from_certificate};
+use coffer_access::{TokenAuthenticator, TokenIssuer};
+
+use crate::audit::Auditor;
+use crate::authn::{Authenticator, Credential, TokenFile, UserInfo, user_from_certificate};
 use crate::bootstrap;
 use crate::rbac_cache::RbacCache;
-use crate::state::{AppState, Inner, SecretListPolicy};
+use crate::state::{AppState, Inner, SecretListPolicy, ServiceAccounts};
 use crate::status::ApiError;
 
 /// What `coffer serve` was asked to do, with kube-apiserver's flag names.
@@ -58,7 +61,32 @@ pub struct ServeOptions {
     pub layout: KeyLayout,
     /// `--secret-list-policy`.
     pub secret_list_policy: SecretListPolicy,
+    /// ServiceAccount tokens and the audit log.
+    pub access: AccessOptions,
 }
+
+/// ServiceAccount-token and audit flags, with kube-apiserver's names.
+#[derive(Clone, Debug, Default)]
+pub struct AccessOptions {
+    /// `--service-account-issuer` (repeatable; the first signs). Default
+    /// `https://kubernetes.default.svc.cluster.local`.
+    pub service_account_issuer: Vec<String>,
+    /// `--service-account-key-file`: more public keys that verify tokens.
+    pub service_account_key_file: Vec<PathBuf>,
+    /// `--service-account-signing-key-file`; generated under `--data-dir` when absent.
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `--api-audiences` (default: the issuers).
+    pub api_audiences: Vec<String>,
+    /// `--service-account-max-token-expiration` in seconds (default 24 h).
+    pub service_account_max_token_expiration: Option<i64>,
+    /// `--audit-log-path` (`-` for stdout).
+    pub audit_log_path: Option<PathBuf>,
+    /// `--audit-policy-file` (default: everything at `Metadata`).
+    pub audit_policy_file: Option<PathBuf>,
+}
+
+/// The default `--service-account-issuer`.
+pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -97,6 +125,8 @@ impl Server {
             .unwrap_or(generated.encryption_config.clone());
 
         let tokens = TokenFile::load(&token_file)?;
+        let service_accounts = service_accounts(&options.access, &options.data_dir)?;
+        let audit = auditor(&options.access)?;
         let reload = options.encryption_provider_config_automatic_reload;
         let mode = match reload {
             Some(_) => LoadMode::AutomaticReload,
@@ -120,9 +150,11 @@ impl Server {
             store: options.store,
             layout: options.layout,
             transformers,
-            authn: Authenticator::new(tokens),
+            authn: Authenticator::new(tokens, Some(service_accounts.authenticator.clone())),
             rbac: RbacCache::default(),
             secret_list_policy: options.secret_list_policy,
+            service_accounts,
+            audit,
         });
         for ns in SYSTEM_NAMESPACES {
             crate::resources::ensure_namespace(&state, ns)
@@ -244,7 +276,8 @@ impl Server {
 pub struct PeerUser(pub Option<UserInfo>);
 
 /// The application: routes, then layers in DESIGN.md's pipeline order. The layer added last
-/// runs first, so a request meets: authentication → impersonation → authorization → handler.
+/// runs first, so a request meets: authentication → audit → impersonation → authorization →
+/// handler (kube-apiserver's order).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(crate::discovery::router())
@@ -259,6 +292,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::authz::impersonate,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::audit,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
@@ -266,7 +303,13 @@ pub fn app(state: AppState) -> Router {
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<PeerUser>().and_then(|p| p.0.clone());
     let user = match state.authn.authenticate(req.headers(), peer.as_ref()) {
-        Ok(user) => user,
+        Ok(Credential::User(user)) => user,
+        Ok(Credential::ServiceAccount(token)) => {
+            match crate::tokens::service_account_user(&state, &token).await {
+                Ok(user) => user,
+                Err(e) => return e.into_response(),
+            }
+        }
         Err(e) => return e.into_response(),
     };
     req.headers_mut().remove(AUTHORIZATION);
@@ -276,6 +319,64 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let response = next.run(req).await;
     tracing::debug!(%method, %path, user = %name, status = response.status().as_u16(), "request");
     response
+}
+
+/// Loads (or generates) the ServiceAccount signing key and builds the issuer and verifier.
+fn service_accounts(options: &AccessOptions, data_dir: &Path) -> anyhow::Result<ServiceAccounts> {
+    use coffer_access::serviceaccount::{load_or_generate_signing_key, load_public_key_files};
+    let signing_file = options
+        .service_account_signing_key_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("service-account.key"));
+    let (key, generated) = load_or_generate_signing_key(&signing_file).with_context(|| {
+        format!(
+            "--service-account-signing-key-file {}",
+            signing_file.display()
+        )
+    })?;
+    if generated {
+        tracing::info!(file = %signing_file.display(), "generated a ServiceAccount signing key");
+    }
+    let extra: Vec<&Path> = options
+        .service_account_key_file
+        .iter()
+        .map(PathBuf::as_path)
+        .collect();
+    let mut keys = load_public_key_files(&extra).context("--service-account-key-file")?;
+    keys.push(key.public_key().clone());
+    let issuers = if options.service_account_issuer.is_empty() {
+        vec![DEFAULT_ISSUER.to_owned()]
+    } else {
+        options.service_account_issuer.clone()
+    };
+    let api_audiences = if options.api_audiences.is_empty() {
+        issuers.clone()
+    } else {
+        options.api_audiences.clone()
+    };
+    Ok(ServiceAccounts {
+        issuer: TokenIssuer::new(issuers[0].clone(), key),
+        authenticator: TokenAuthenticator::new(issuers, api_audiences.clone(), keys),
+        api_audiences,
+        max_expiration_seconds: options
+            .service_account_max_token_expiration
+            .unwrap_or(24 * 3600),
+    })
+}
+
+/// Opens the audit log when `--audit-log-path` is given.
+fn auditor(options: &AccessOptions) -> anyhow::Result<Option<Auditor>> {
+    let Some(path) = &options.audit_log_path else {
+        return Ok(None);
+    };
+    let policy = match &options.audit_policy_file {
+        Some(file) => coffer_audit::Policy::from_file(file)
+            .with_context(|| format!("--audit-policy-file {}", file.display()))?,
+        None => coffer_audit::Policy::default_metadata(),
+    };
+    let log = coffer_audit::AuditLog::open(path)
+        .with_context(|| format!("--audit-log-path {}", path.display()))?;
+    Ok(Some(Auditor { log, policy }))
 }
 
 fn tls_config(

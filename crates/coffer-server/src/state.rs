@@ -6,6 +6,9 @@ use std::sync::Arc;
 use coffer_encryption::ReloadingTransformers;
 use coffer_storage::{KeyLayout, Store};
 
+use coffer_access::{TokenAuthenticator, TokenIssuer};
+
+use crate::audit::Auditor;
 use crate::authn::Authenticator;
 use crate::rbac_cache::RbacCache;
 
@@ -28,6 +31,22 @@ pub struct Inner {
     pub rbac: RbacCache,
     /// What a subject that may list Secrets but not get one sees of its values.
     pub secret_list_policy: SecretListPolicy,
+    /// ServiceAccount token issuing and checking.
+    pub service_accounts: ServiceAccounts,
+    /// The audit log, when `--audit-log-path` is given.
+    pub audit: Option<Auditor>,
+}
+
+/// ServiceAccount tokens (`--service-account-*`, `--api-audiences`).
+pub struct ServiceAccounts {
+    /// Signs TokenRequest tokens as the first `--service-account-issuer`.
+    pub issuer: TokenIssuer,
+    /// Verifies tokens (also used by TokenReview).
+    pub authenticator: TokenAuthenticator,
+    /// `--api-audiences` (default: the issuers).
+    pub api_audiences: Vec<String>,
+    /// `--service-account-max-token-expiration`, in seconds.
+    pub max_expiration_seconds: i64,
 }
 
 /// `--secret-list-policy`: whether listing or watching Secrets reveals the values of Secrets

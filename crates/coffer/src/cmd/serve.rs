@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use coffer_encryption::DEFAULT_RELOAD_INTERVAL;
-use coffer_server::{SecretListPolicy, ServeOptions, Server};
+use coffer_server::{AccessOptions, SecretListPolicy, ServeOptions, Server};
 use coffer_storage::KeyLayout;
 
 use super::storage::StoreArgs;
@@ -54,6 +54,52 @@ pub struct Args {
     /// `kubernetes` reveals them, as upstream does.
     #[arg(long, value_enum, default_value_t = ListPolicy::Withhold)]
     secret_list_policy: ListPolicy,
+    /// Issuer of ServiceAccount tokens (repeatable; the first signs new tokens, all are
+    /// accepted). Default: https://kubernetes.default.svc.cluster.local
+    #[arg(long)]
+    service_account_issuer: Vec<String>,
+    /// PEM file of extra public (or private) keys that verify ServiceAccount tokens
+    /// (repeatable).
+    #[arg(long)]
+    service_account_key_file: Vec<PathBuf>,
+    /// PEM private key (RSA or EC P-256) that signs ServiceAccount tokens; generated under
+    /// --data-dir when absent.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// Audiences the API accepts in ServiceAccount tokens (comma-separated; default: the
+    /// issuers).
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
+    /// Longest token TokenRequest issues, e.g. 24h, 90m, 3600s (longer requests are
+    /// shortened).
+    #[arg(long, value_parser = parse_duration)]
+    service_account_max_token_expiration: Option<i64>,
+    /// Write the audit log (audit.k8s.io/v1 Events, one JSON line each, hash-chained) here;
+    /// `-` for stdout. Check it with `coffer audit verify FILE`.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// audit.k8s.io/v1 Policy (default: every request at Metadata). Secrets, ConfigMaps and
+    /// tokens are never recorded above Metadata.
+    #[arg(long, requires = "audit_log_path")]
+    audit_policy_file: Option<PathBuf>,
+}
+
+/// `90s`, `15m`, `24h` or plain seconds.
+fn parse_duration(text: &str) -> Result<i64, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 3600s, 90m or 24h"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    Ok(n * scale)
 }
 
 /// `--secret-list-policy` values.
@@ -90,6 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             secret_list_policy: match args.secret_list_policy {
                 ListPolicy::Withhold => SecretListPolicy::Withhold,
                 ListPolicy::Kubernetes => SecretListPolicy::Kubernetes,
+            },
+            access: AccessOptions {
+                service_account_issuer: args.service_account_issuer,
+                service_account_key_file: args.service_account_key_file,
+                service_account_signing_key_file: args.service_account_signing_key_file,
+                api_audiences: args.api_audiences,
+                service_account_max_token_expiration: args.service_account_max_token_expiration,
+                audit_log_path: args.audit_log_path,
+                audit_policy_file: args.audit_policy_file,
             },
         })
         .await?;
