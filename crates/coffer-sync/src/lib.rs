@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+pub mod provider;
+pub mod sync;
 pub mod template;
 pub mod types;
 
