@@ -541,8 +541,8 @@ async fn create<K: ApiKind>(
     }
     set_system_fields(obj.metadata_mut());
     obj.normalise(None);
-    invalid_if_any::<K>(&obj, None)?;
     obj.admit(None, &Admission::new(state, user, namespace, "create"))?;
+    invalid_if_any::<K>(&obj, None)?;
     let created = state.create(namespace, obj, dry_run).await?;
     state.rbac.wait_for::<K>(revision_of(&created)).await;
     if K::RESOURCE == "namespaces" && !dry_run {
@@ -884,8 +884,8 @@ fn finish_update<K: ApiKind>(
     meta.deletion_timestamp.clone_from(&cur.deletion_timestamp);
     meta.generate_name.clone_from(&cur.generate_name);
     new.normalise(Some(current));
-    invalid_if_any::<K>(&new, Some(current))?;
     new.admit(Some(current), ctx)?;
+    invalid_if_any::<K>(&new, Some(current))?;
     Ok(new)
 }
 

@@ -87,8 +87,10 @@ pub trait ApiKind:
     /// Whether the table ends with an `Age` column (the last of [`ApiKind::columns`]).
     const AGE_COLUMN: bool = true;
 
-    /// Checks that need the caller's identity, after validation: RBAC's escalation and bind
-    /// checks (§15.4). `old` is the stored object on update.
+    /// Checks that need the caller's identity: RBAC's escalation and bind checks (§15.4).
+    /// They run before validation, as kube-apiserver's RBAC storage checks escalation before
+    /// the generic store validates (so re-pointing a binding's immutable `roleRef` at a bigger
+    /// role is 403, not 422). `old` is the stored object on update.
     fn admit(&self, _old: Option<&Self>, _ctx: &Admission<'_>) -> ApiResult<()> {
         Ok(())
     }
