@@ -2,58 +2,17 @@
 //! built from the file's objects plus the bootstrap policy, with aggregation settled. Each
 //! mismatch is printed with its case before the test fails.
 
-use std::collections::BTreeMap;
-
 use coffer_access::rbac::{
     Policy, aggregate_all, bootstrap_cluster_role_bindings, bootstrap_cluster_roles,
     validate_cluster_role, validate_cluster_role_binding, validate_role, validate_role_binding,
 };
 use coffer_access::{NonResourceAttributes, RequestAttributes, ResourceAttributes, UserInfo};
 use coffer_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use serde::Deserialize;
 
-#[derive(Deserialize)]
-struct Matrix {
-    users: BTreeMap<String, UserEntry>,
-    objects: Vec<serde_json::Value>,
-    cases: Vec<Case>,
-}
+#[path = "common/matrix_file.rs"]
+mod matrix_file;
 
-#[derive(Deserialize)]
-struct UserEntry {
-    groups: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    user: String,
-    verb: String,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    resource: Option<String>,
-    #[serde(default)]
-    subresource: String,
-    #[serde(default)]
-    namespace: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    path: Option<String>,
-    expect: Expect,
-    #[serde(default)]
-    sar_only: bool,
-    #[serde(default)]
-    note: String,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Expect {
-    Allow,
-    Deny,
-}
+use matrix_file::{Case, Expect, Matrix};
 
 /// What Coffer serves as plain requests (resource cases without `sar_only` stay inside it).
 const SERVED: &[(&str, &str, &str)] = &[
@@ -91,8 +50,7 @@ const PLAIN_VERBS: &[&str] = &[
 ];
 
 fn load() -> Matrix {
-    let text = include_str!("rbac_matrix.yaml");
-    serde_yaml::from_str(text).expect("rbac_matrix.yaml parses")
+    matrix_file::parse(include_str!("rbac_matrix.yaml"))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(object: &serde_json::Value) -> T {
