@@ -5,6 +5,9 @@
 //!   against `coffer serve` (embedded store, secretbox encryption at rest) and against a bare
 //!   hyper server on the same rustls configuration returning a body of the same size; the
 //!   ratio is the figure of merit (goal ≥ 70%).
+//! - RBAC (issue 5): the same GET by a user allowed through RBAC (10 Roles, 50 RoleBindings)
+//!   and by a `system:masters` user (no RBAC evaluation), alternated, median of 5, and the
+//!   ratio (goal: within 10%).
 //! - LIST of 10,000 Secrets in one namespace, one client (`wrk -t1 -c1`), p50 and p99.
 //!
 //! Needs `wrk` (Debian package; `scripts/bench.sh api` installs it). Loopback only; each run is
@@ -23,6 +26,9 @@ use tokio::net::TcpListener;
 
 const REPETITIONS: usize = 3;
 const LIST_SIZE: usize = 10_000;
+const RBAC_REPETITIONS: usize = 5;
+const RBAC_ROLES: usize = 10;
+const RBAC_BINDINGS: usize = 50;
 
 struct WrkResult {
     rps: f64,
@@ -146,6 +152,20 @@ fn main() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path().join("coffer.redb")).expect("store");
+        // The admin (system:masters: no RBAC evaluation) and a user who gets the Secret
+        // through RBAC (the RBAC scenario below).
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let token = format!("bench-admin-{stamp:x}");
+        let reader_token = format!("bench-reader-{stamp:x}");
+        let token_file = dir.path().join("bench-tokens.csv");
+        std::fs::write(
+            &token_file,
+            format!("{token},admin,uid-admin,\"system:masters\"\n{reader_token},reader,uid-reader\n"),
+        )
+        .expect("token file");
         let server = Server::bind(ServeOptions {
             data_dir: dir.path().to_path_buf(),
             bind_address: "127.0.0.1".parse().expect("ip"),
@@ -153,7 +173,7 @@ fn main() {
             tls_cert_file: None,
             tls_private_key_file: None,
             client_ca_file: None,
-            token_auth_file: None,
+            token_auth_file: Some(token_file.clone()),
             encryption_provider_config: None,
             encryption_provider_config_automatic_reload: None,
             store: Arc::new(store),
@@ -165,15 +185,13 @@ fn main() {
         .expect("bind");
         let addr = server.local_addr().expect("addr");
         tokio::spawn(server.run(std::future::pending()));
-        let tokens = std::fs::read_to_string(dir.path().join("tokens.csv")).expect("tokens");
-        let token = tokens.split(',').next().expect("token").to_owned();
         let base = format!("https://127.0.0.1:{}", addr.port());
 
         // One 1 KiB Secret to GET, created through the API with curl.
         let value = "x".repeat(768); // 1 KiB once base64-encoded
         let body = format!(r#"{{"metadata":{{"name":"bench"}},"stringData":{{"value":"{value}"}}}}"#);
         let ca = dir.path().join("pki/ca.crt");
-        let curl = |method: &str, url: &str, data: Option<&str>| {
+        let curl_as = |token: &str, method: &str, url: &str, data: Option<&str>| {
             let mut c = Command::new("curl");
             c.args(["-sS", "--cacert"]).arg(&ca).args(["-H", &format!("Authorization: Bearer {token}"), "-X", method]);
             if let Some(d) = data {
@@ -182,6 +200,7 @@ fn main() {
             let out = c.arg(url).output().expect("curl");
             String::from_utf8_lossy(&out.stdout).to_string()
         };
+        let curl = |method: &str, url: &str, data: Option<&str>| curl_as(&token, method, url, data);
         curl("POST", &format!("{base}/api/v1/namespaces/default/secrets"), Some(&body));
         let get_url = format!("{base}/api/v1/namespaces/default/secrets/bench");
         let object = curl("GET", &get_url, None);
@@ -208,6 +227,55 @@ fn main() {
         println!("| coffer /healthz (TLS, authn, routing only) | {:.0} | {:.2} | {:.2} |", h.rps, h.p50_ms, h.p99_ms);
         println!("| coffer GET (token, decrypt, JSON) | {:.0} | {:.2} | {:.2} |", c.rps, c.p50_ms, c.p99_ms);
         println!("| **coffer / bare** | **{:.0}%** | | |", 100.0 * c.rps / b.rps);
+
+        // RBAC on (issue 5): 10 Roles and 50 RoleBindings with users, groups and
+        // ServiceAccounts as subjects; `reader` may get the Secret through the last binding.
+        // GET by `reader` (RBAC evaluated on every request) against GET by the admin
+        // (system:masters, no RBAC evaluation), alternated, same wrk settings.
+        let rbac = format!("{base}/apis/rbac.authorization.k8s.io/v1/namespaces/default");
+        for r in 0..RBAC_ROLES {
+            let rules = if r == 0 {
+                r#"[{"apiGroups":[""],"resources":["secrets"],"verbs":["get"],"resourceNames":["bench"]}]"#.to_owned()
+            } else {
+                format!(
+                    r#"[{{"apiGroups":[""],"resources":["configmaps"],"verbs":["get","list"],"resourceNames":["cm-{r}"]}},{{"apiGroups":[""],"resources":["serviceaccounts"],"verbs":["get"]}},{{"apiGroups":["rbac.authorization.k8s.io"],"resources":["roles"],"verbs":["get","list","watch"]}}]"#
+                )
+            };
+            let role = format!(r#"{{"metadata":{{"name":"role-{r}"}},"rules":{rules}}}"#);
+            assert!(curl("POST", &format!("{rbac}/roles"), Some(&role)).contains("\"Role\""));
+        }
+        for b in 0..RBAC_BINDINGS {
+            let subject = match b % 3 {
+                0 => format!(r#"{{"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"user-{b}"}}"#),
+                1 => format!(r#"{{"kind":"Group","apiGroup":"rbac.authorization.k8s.io","name":"group-{b}"}}"#),
+                _ => format!(r#"{{"kind":"ServiceAccount","name":"sa-{b}","namespace":"default"}}"#),
+            };
+            let (subjects, role) = if b == RBAC_BINDINGS - 1 {
+                (format!(r#"[{subject},{{"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"reader"}}]"#), 0)
+            } else {
+                (format!("[{subject}]"), b % RBAC_ROLES)
+            };
+            let binding = format!(
+                r#"{{"metadata":{{"name":"rb-{b:02}"}},"subjects":{subjects},"roleRef":{{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"role-{role}"}}}}"#
+            );
+            assert!(curl("POST", &format!("{rbac}/rolebindings"), Some(&binding)).contains("\"RoleBinding\""));
+        }
+        let as_reader = curl_as(&reader_token, "GET", &get_url, None);
+        assert!(as_reader.contains("\"bench\""), "reader may GET through RBAC: {as_reader}");
+        let (mut masters_runs, mut rbac_runs) = (Vec::new(), Vec::new());
+        for _ in 0..RBAC_REPETITIONS {
+            masters_runs.push(wrk(&c50, &get_url, &token, None));
+            rbac_runs.push(wrk(&c50, &get_url, &reader_token, None));
+        }
+        let (m, r) = (median(masters_runs), median(rbac_runs));
+        println!();
+        println!("RBAC: GET of the same Secret by a system:masters user and by a user bound through RBAC ({RBAC_ROLES} Roles, {RBAC_BINDINGS} RoleBindings, plus the bootstrap policy), alternated, median of {RBAC_REPETITIONS} x 10 s");
+        println!();
+        println!("| caller | req/s | p50 ms | p99 ms |");
+        println!("|---|---|---|---|");
+        println!("| system:masters (no RBAC evaluation) | {:.0} | {:.2} | {:.2} |", m.rps, m.p50_ms, m.p99_ms);
+        println!("| RBAC user (get via RoleBinding) | {:.0} | {:.2} | {:.2} |", r.rps, r.p50_ms, r.p99_ms);
+        println!("| **RBAC / masters** | **{:.1}%** | | |", 100.0 * r.rps / m.rps);
 
         // LIST of 10,000 Secrets: fill with wrk POSTs (unique names per thread and request).
         let collection = format!("{base}/api/v1/namespaces/bulk/secrets");

@@ -2,7 +2,6 @@
 //! decoded into typed objects with kube-apiserver's `fieldValidation` (§1.4, §3.5, §6).
 
 use axum::http::HeaderMap;
-use coffer_api::decode_from_storage;
 use serde_json::Value;
 
 use crate::kinds::ApiKind;
@@ -58,8 +57,7 @@ pub fn decode<K: ApiKind>(
     }
     let format = negotiate::body_format(headers)?;
     if format == BodyFormat::Protobuf {
-        let object =
-            decode_from_storage::<K>(body).map_err(|e| cannot_handle::<K>(&e.to_string()))?;
+        let object = K::decode(body).map_err(|e| cannot_handle::<K>(&e.to_string()))?;
         return Ok(Decoded {
             object,
             warnings: Vec::new(),
@@ -113,7 +111,7 @@ pub fn decode_value<K: ApiKind>(
 fn check_type_meta<K: ApiKind>(value: &Value) -> ApiResult<()> {
     if let Some(v) = value.get("apiVersion").and_then(Value::as_str)
         && !v.is_empty()
-        && v != K::api_version()
+        && !K::accepts_api_version(v)
     {
         return Err(ApiError::BadRequest(format!(
             "the API version in the data ({v}) does not match the expected API version ({})",

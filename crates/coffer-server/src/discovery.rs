@@ -207,6 +207,50 @@ const AUTHENTICATION_V1BETA1: &[ResourceInfo] = &[resource(
     &[],
 )];
 
+const ESO: &[ResourceInfo] = &[
+    resource(
+        "clusterexternalsecrets",
+        "clusterexternalsecret",
+        "ClusterExternalSecret",
+        false,
+        ALL_VERBS,
+        &["ces"],
+    ),
+    resource(
+        "clustersecretstores",
+        "clustersecretstore",
+        "ClusterSecretStore",
+        false,
+        ALL_VERBS,
+        &["css"],
+    ),
+    resource(
+        "externalsecrets",
+        "externalsecret",
+        "ExternalSecret",
+        true,
+        ALL_VERBS,
+        &["es"],
+    ),
+    resource(
+        "secretstores",
+        "secretstore",
+        "SecretStore",
+        true,
+        ALL_VERBS,
+        &["ss"],
+    ),
+];
+
+const COFFER_V1: &[ResourceInfo] = &[resource(
+    "secretrotations",
+    "secretrotation",
+    "SecretRotation",
+    true,
+    ALL_VERBS,
+    &["srot"],
+)];
+
 /// Every served group-version; within a group the preferred version comes first.
 pub const GROUP_VERSIONS: &[GroupVersion] = &[
     GroupVersion {
@@ -233,6 +277,21 @@ pub const GROUP_VERSIONS: &[GroupVersion] = &[
         group: "authentication.k8s.io",
         version: "v1beta1",
         resources: AUTHENTICATION_V1BETA1,
+    },
+    GroupVersion {
+        group: "external-secrets.io",
+        version: "v1",
+        resources: ESO,
+    },
+    GroupVersion {
+        group: "external-secrets.io",
+        version: "v1beta1",
+        resources: ESO,
+    },
+    GroupVersion {
+        group: "coffer.dev",
+        version: "v1",
+        resources: COFFER_V1,
     },
 ];
 

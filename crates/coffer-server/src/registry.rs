@@ -8,7 +8,7 @@
 //! storage revision.
 
 use bytes::Bytes;
-use coffer_api::{decode_from_storage, encode_for_storage, prepare_for_storage};
+use coffer_api::prepare_for_storage;
 use coffer_encryption::{ReadTransformer, Transformer};
 use coffer_storage::{KeyValue, Revision, Txn, TxnOutcome};
 use zeroize::Zeroizing;
@@ -60,7 +60,7 @@ impl AppState {
             .from_storage(&kv.value, &kv.key)
             .await
             .map_err(|e| ApiError::internal(format!("cannot decrypt {key}: {e}")))?;
-        let mut obj: K = decode_from_storage(plain.expose_secret())
+        let mut obj = K::decode(plain.expose_secret())
             .map_err(|e| ApiError::internal(format!("cannot decode {key}: {e}")))?;
         obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
         Ok(obj)
@@ -325,7 +325,7 @@ impl AppState {
 fn plaintext<K: ApiKind>(obj: &K) -> Zeroizing<Vec<u8>> {
     let mut copy = obj.clone();
     prepare_for_storage(copy.metadata_mut());
-    Zeroizing::new(encode_for_storage(&copy))
+    Zeroizing::new(copy.encode())
 }
 
 /// True for an object marked for deletion whose finalizers are all gone.

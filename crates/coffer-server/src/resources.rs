@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_api::k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, NamespaceStatus, Secret, ServiceAccount,
 };
-use coffer_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use rand::Rng;
 use serde::Deserialize;
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::authn::UserInfo;
 use crate::body::{self, FieldValidation};
-use crate::kinds::{Admission, ApiKind, RBAC_GROUP};
+use crate::kinds::{Admission, ApiKind};
 use crate::negotiate::{self, Output, PatchType};
 use crate::registry::ListRequest;
 use crate::state::AppState;
@@ -50,6 +49,7 @@ pub fn router() -> Router<AppState> {
                 &format!("{prefix}/{{resource}}/{{name}}/{{subresource}}"),
                 get(subresource_get)
                     .put(subresource_put)
+                    .patch(subresource_patch)
                     .post(subresource_post),
             )
             .route(
@@ -70,6 +70,7 @@ pub fn router() -> Router<AppState> {
                 &format!("{prefix}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{subresource}}"),
                 get(subresource_get)
                     .put(subresource_put)
+                    .patch(subresource_patch)
                     .post(subresource_post),
             );
     }
@@ -192,39 +193,61 @@ impl ApiQuery {
 }
 
 /// Runs `$body` with `K` bound to the kind served as `$group`/`$resource`.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! dispatch {
     ($target:expr, |$k:ident| $body:expr) => {{
         match ($target.group.as_str(), $target.resource.as_str()) {
             ("", "secrets") => {
-                type $k = Secret;
+                type $k = coffer_api::k8s_openapi::api::core::v1::Secret;
                 $body
             }
             ("", "configmaps") => {
-                type $k = ConfigMap;
+                type $k = coffer_api::k8s_openapi::api::core::v1::ConfigMap;
                 $body
             }
             ("", "serviceaccounts") => {
-                type $k = ServiceAccount;
+                type $k = coffer_api::k8s_openapi::api::core::v1::ServiceAccount;
                 $body
             }
             ("", "namespaces") => {
-                type $k = Namespace;
+                type $k = coffer_api::k8s_openapi::api::core::v1::Namespace;
                 $body
             }
-            (RBAC_GROUP, "roles") => {
-                type $k = Role;
+            ($crate::kinds::RBAC_GROUP, "roles") => {
+                type $k = coffer_api::k8s_openapi::api::rbac::v1::Role;
                 $body
             }
-            (RBAC_GROUP, "rolebindings") => {
-                type $k = RoleBinding;
+            ($crate::kinds::RBAC_GROUP, "rolebindings") => {
+                type $k = coffer_api::k8s_openapi::api::rbac::v1::RoleBinding;
                 $body
             }
-            (RBAC_GROUP, "clusterroles") => {
-                type $k = ClusterRole;
+            ($crate::kinds::RBAC_GROUP, "clusterroles") => {
+                type $k = coffer_api::k8s_openapi::api::rbac::v1::ClusterRole;
                 $body
             }
-            (RBAC_GROUP, "clusterrolebindings") => {
-                type $k = ClusterRoleBinding;
+            ($crate::kinds::RBAC_GROUP, "clusterrolebindings") => {
+                type $k = coffer_api::k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+                $body
+            }
+            ($crate::kinds::ESO_GROUP, "secretstores") => {
+                type $k = $crate::kinds::SecretStore;
+                $body
+            }
+            ($crate::kinds::ESO_GROUP, "clustersecretstores") => {
+                type $k = $crate::kinds::ClusterSecretStore;
+                $body
+            }
+            ($crate::kinds::ESO_GROUP, "externalsecrets") => {
+                type $k = $crate::kinds::ExternalSecret;
+                $body
+            }
+            ($crate::kinds::ESO_GROUP, "clusterexternalsecrets") => {
+                type $k = $crate::kinds::ClusterExternalSecret;
+                $body
+            }
+            ($crate::kinds::COFFER_GROUP, "secretrotations") => {
+                type $k = $crate::kinds::SecretRotation;
                 $body
             }
             _ => Err(ApiError::UnknownPath),
@@ -399,6 +422,18 @@ async fn subresource_put(
         .into_response()
 }
 
+async fn subresource_patch(
+    State(state): State<AppState>,
+    target: Target,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::subresources::patch(&state, &target, &q, &headers, &body)
+        .await
+        .into_response()
+}
+
 async fn subresource_post(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
@@ -476,7 +511,7 @@ async fn list<K: ApiKind>(
         Output::Table(v) => table_response(crate::table::table(&items, v, meta, true), v),
         Output::Json => json_ok(&json!({
             "kind": format!("{}List", K::kind()),
-            "apiVersion": K::api_version(),
+            "apiVersion": K::served_api_version(),
             "metadata": meta,
             "items": items,
         })),
@@ -744,7 +779,7 @@ async fn delete_collection<K: ApiKind>(
     }
     Ok(json_ok(&json!({
         "kind": format!("{}List", K::kind()),
-        "apiVersion": K::api_version(),
+        "apiVersion": K::served_api_version(),
         "metadata": {"resourceVersion": page.revision.to_string()},
         "items": deleted,
     })))

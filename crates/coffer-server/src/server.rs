@@ -284,6 +284,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .merge(crate::resources::router())
         .fallback(|| async { ApiError::UnknownPath })
+        .layer(middleware::from_fn(served_version))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::authz::authorize,
@@ -377,6 +378,18 @@ fn auditor(options: &AccessOptions) -> anyhow::Result<Option<Auditor>> {
     let log = coffer_audit::AuditLog::open(path)
         .with_context(|| format!("--audit-log-path {}", path.display()))?;
     Ok(Some(Auditor { log, policy }))
+}
+
+/// Answers custom objects in the version the request's path names (`kinds::custom`).
+async fn served_version(req: Request, next: Next) -> Response {
+    let version = req
+        .uri()
+        .path()
+        .strip_prefix("/apis/")
+        .and_then(|rest| rest.split('/').nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    crate::kinds::served_version(version, next.run(req)).await
 }
 
 fn tls_config(

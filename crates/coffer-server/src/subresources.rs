@@ -7,13 +7,25 @@ use coffer_api::k8s_openapi::api::core::v1::Namespace;
 
 use crate::authn::UserInfo;
 use crate::body::{self, FieldValidation};
-use crate::negotiate;
+use crate::kinds::ApiKind;
+use crate::negotiate::{self, PatchType};
 use crate::resources::{ApiQuery, Target, json_ok};
 use crate::state::AppState;
 use crate::status::{ApiError, ApiResult};
 
-/// GET on a subresource: `namespaces/{name}/status`.
+/// GET on a subresource: `namespaces/{name}/status`, `<custom>/{name}/status`.
 pub async fn get(state: &AppState, target: &Target, headers: &HeaderMap) -> ApiResult<Response> {
+    if target.subresource.as_deref() == Some("status") && namespace_subresource(target).is_none() {
+        return crate::dispatch!(target, |K| {
+            if K::STATUS_SUBRESOURCE {
+                negotiate::output(headers, false)?;
+                let obj: K = state.get(target.namespace(), target.name()).await?;
+                Ok(json_ok(&obj))
+            } else {
+                Err(ApiError::UnknownPath)
+            }
+        });
+    }
     match namespace_subresource(target) {
         Some(("status", name)) => {
             negotiate::output(headers, false)?;
@@ -35,6 +47,10 @@ pub async fn put(
     body: &[u8],
 ) -> ApiResult<Response> {
     let Some((sub, name)) = namespace_subresource(target) else {
+        if target.subresource.as_deref() == Some("status") {
+            return crate::dispatch!(target, |K| put_status::<K>(state, target, q, headers, body)
+                .await);
+        }
         return Err(ApiError::UnknownPath);
     };
     if sub != "status" && sub != "finalize" {
@@ -56,6 +72,72 @@ pub async fn put(
             }
             Ok(current)
         })
+        .await?;
+    Ok(json_ok(&updated))
+}
+
+/// PATCH on `<custom>/{name}/status`: the patch applies to the whole object; only the
+/// resulting `status` is kept.
+pub async fn patch(
+    state: &AppState,
+    target: &Target,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    if target.subresource.as_deref() != Some("status") {
+        return Err(ApiError::UnknownPath);
+    }
+    crate::dispatch!(target, |K| {
+        if !K::STATUS_SUBRESOURCE {
+            return Err(ApiError::UnknownPath);
+        }
+        let kind = negotiate::patch_type(headers)?;
+        let patch: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+        let (updated, _) = state
+            .update::<K, _>(
+                target.namespace(),
+                target.name(),
+                q.dry_run()?,
+                |mut current| {
+                    let doc = serde_json::to_value(&current).map_err(ApiError::internal)?;
+                    let doc = match kind {
+                        PatchType::Json => coffer_api::apply_json_patch(&doc, &patch),
+                        _ => coffer_api::apply_merge_patch(&doc, &patch),
+                    }
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    let patched = body::decode_value::<K>(doc, FieldValidation::Ignore)?.object;
+                    current.set_status(patched.status());
+                    Ok(current)
+                },
+            )
+            .await?;
+        Ok(json_ok(&updated))
+    })
+}
+
+async fn put_status<K: ApiKind>(
+    state: &AppState,
+    target: &Target,
+    q: &ApiQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    if !K::STATUS_SUBRESOURCE {
+        return Err(ApiError::UnknownPath);
+    }
+    let sent = body::decode::<K>(headers, body, FieldValidation::Ignore)?.object;
+    let (updated, _) = state
+        .update::<K, _>(
+            target.namespace(),
+            target.name(),
+            q.dry_run()?,
+            |mut current| {
+                current.set_status(sent.status());
+                Ok(current)
+            },
+        )
         .await?;
     Ok(json_ok(&updated))
 }

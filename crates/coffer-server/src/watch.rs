@@ -151,7 +151,8 @@ fn async_stream<K: ApiKind>(
     bookmarks: bool,
 ) -> impl futures::Stream<Item = Chunk> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(64);
-    tokio::spawn(async move {
+    let version = crate::kinds::current_served_version().unwrap_or_default();
+    tokio::spawn(crate::kinds::served_version(version, async move {
         for (kind, obj) in &initial {
             if tx.send(Ok(encoder.line(kind, obj))).await.is_err() {
                 return;
@@ -198,7 +199,7 @@ fn async_stream<K: ApiKind>(
                 return;
             }
         }
-    });
+    }));
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use coffer_api::StorageObject;
+use coffer_api::CodecError;
 use coffer_api::k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, NamespaceSpec, NamespaceStatus, Secret, ServiceAccount,
 };
 use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use coffer_api::k8s_openapi::{ByteString, Metadata};
+use coffer_api::k8s_openapi::{ByteString, Metadata, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -32,14 +32,7 @@ fn causes(errors: Vec<coffer_api::FieldError>) -> Vec<Cause> {
 
 /// A kind served through the generic REST handlers.
 pub trait ApiKind:
-    StorageObject
-    + Serialize
-    + DeserializeOwned
-    + Clone
-    + Send
-    + Sync
-    + 'static
-    + Metadata<Ty = ObjectMeta>
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static + Metadata<Ty = ObjectMeta>
 {
     /// The plural resource name.
     const RESOURCE: &'static str;
@@ -49,13 +42,31 @@ pub trait ApiKind:
 
     /// The kind, e.g. `Secret`.
     fn kind() -> &'static str {
-        <Self as StorageObject>::KIND
+        <Self as Resource>::KIND
     }
 
-    /// The apiVersion, e.g. `v1`.
+    /// The apiVersion objects are stored and answered in, e.g. `v1`.
     fn api_version() -> &'static str {
-        <Self as StorageObject>::API_VERSION
+        <Self as Resource>::API_VERSION
     }
+
+    /// The apiVersion of this request's answers (a custom kind read through another served
+    /// version answers in that version).
+    fn served_api_version() -> String {
+        Self::api_version().to_owned()
+    }
+
+    /// Whether a body may carry this `apiVersion` (other served versions of the group).
+    fn accepts_api_version(version: &str) -> bool {
+        version == Self::api_version()
+    }
+
+    /// The stored bytes (before encryption): kube-apiserver's protobuf for built-in kinds,
+    /// JSON for Coffer's and other custom kinds.
+    fn encode(&self) -> Vec<u8>;
+
+    /// Back from [`ApiKind::encode`]'s bytes (or kube-apiserver's).
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
 
     /// Discovery information.
     fn info() -> &'static ResourceInfo {
@@ -101,6 +112,17 @@ pub trait ApiKind:
         false
     }
 
+    /// Whether the kind has a `status` subresource served through [`ApiKind::status`].
+    const STATUS_SUBRESOURCE: bool = false;
+
+    /// The `status` of a kind with a status subresource.
+    fn status(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Replaces the `status` (status subresource writes).
+    fn set_status(&mut self, _status: Option<serde_json::Value>) {}
+
     /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
     fn selectable_fields() -> &'static [&'static str] {
         &[]
@@ -127,6 +149,19 @@ pub struct Admission<'a> {
 /// The annotation on a listed Secret whose values were withheld (`--secret-list-policy`).
 pub const WITHHELD_ANNOTATION: &str = "coffer.dev/values-withheld";
 
+/// [`ApiKind::encode`] and [`ApiKind::decode`] for a kind kube-apiserver stores as protobuf.
+macro_rules! protobuf_storage {
+    () => {
+        fn encode(&self) -> Vec<u8> {
+            coffer_api::encode_for_storage(self)
+        }
+
+        fn decode(bytes: &[u8]) -> Result<Self, coffer_api::CodecError> {
+            coffer_api::decode_from_storage(bytes)
+        }
+    };
+}
+
 /// The current time (to the second, as kube-apiserver writes timestamps).
 pub fn now() -> coffer_api::k8s_openapi::jiff::Timestamp {
     let secs = std::time::SystemTime::now()
@@ -144,6 +179,8 @@ const AGE: (&str, &str, &str) = (
 
 impl ApiKind for Secret {
     const RESOURCE: &'static str = "secrets";
+
+    protobuf_storage!();
 
     /// `stringData` is merged into `data` (its values win) and never stored; `type` defaults
     /// to `Opaque` on create and keeps the stored value when empty on update (§8.1).
@@ -217,6 +254,8 @@ impl ApiKind for Secret {
 impl ApiKind for ConfigMap {
     const RESOURCE: &'static str = "configmaps";
 
+    protobuf_storage!();
+
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
         causes(match old {
             None => coffer_api::validate_configmap_create(self),
@@ -240,6 +279,8 @@ impl ApiKind for ConfigMap {
 
 impl ApiKind for Namespace {
     const RESOURCE: &'static str = "namespaces";
+
+    protobuf_storage!();
 
     /// Namespaces get the `kubernetes` finalizer, phase `Active` and the
     /// `kubernetes.io/metadata.name` label (§9.1).
@@ -303,6 +344,8 @@ impl ApiKind for Namespace {
 impl ApiKind for ServiceAccount {
     const RESOURCE: &'static str = "serviceaccounts";
 
+    protobuf_storage!();
+
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
         causes(match old {
             None => coffer_api::validate_service_account_create(self),
@@ -326,6 +369,11 @@ impl ApiKind for ServiceAccount {
     }
 }
 
+mod custom;
 mod rbac;
 
+pub use custom::{
+    COFFER_GROUP, ClusterExternalSecret, ClusterSecretStore, ESO_GROUP, ExternalSecret,
+    SecretRotation, SecretStore, current_served_version, served_version,
+};
 pub use rbac::RBAC_GROUP;

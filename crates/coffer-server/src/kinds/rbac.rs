@@ -36,6 +36,8 @@ impl ApiKind for Role {
     const RESOURCE: &'static str = "roles";
     const API_GROUP: &'static str = RBAC_GROUP;
 
+    protobuf_storage!();
+
     fn admit(&self, old: Option<&Self>, ctx: &Admission<'_>) -> ApiResult<()> {
         if gc_only(self, old) {
             return Ok(());
@@ -67,6 +69,8 @@ impl ApiKind for Role {
 impl ApiKind for ClusterRole {
     const RESOURCE: &'static str = "clusterroles";
     const API_GROUP: &'static str = RBAC_GROUP;
+
+    protobuf_storage!();
 
     fn admit(&self, old: Option<&Self>, ctx: &Admission<'_>) -> ApiResult<()> {
         if gc_only(self, old) {
@@ -101,6 +105,8 @@ impl ApiKind for RoleBinding {
     const RESOURCE: &'static str = "rolebindings";
     const API_GROUP: &'static str = RBAC_GROUP;
 
+    protobuf_storage!();
+
     fn normalise(&mut self, _old: Option<&Self>) {
         coffer_access::rbac::default_role_binding(self);
     }
@@ -131,6 +137,8 @@ impl ApiKind for RoleBinding {
 impl ApiKind for ClusterRoleBinding {
     const RESOURCE: &'static str = "clusterrolebindings";
     const API_GROUP: &'static str = RBAC_GROUP;
+
+    protobuf_storage!();
 
     fn normalise(&mut self, _old: Option<&Self>) {
         coffer_access::rbac::default_cluster_role_binding(self);
