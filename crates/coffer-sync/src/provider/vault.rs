@@ -204,6 +204,7 @@ impl Vault {
     ) -> Result<(SecretValue, Option<Instant>), ProviderError> {
         let url = format!("{}/v1/auth/{}/login", self.server, path.trim_matches('/'));
         let mut headers = self.headers.clone();
+        headers.push(header("content-type", "application/json")?);
         if let Some(ns) = self.auth_namespace.as_ref().or(self.namespace.as_ref()) {
             headers.push(header("x-vault-namespace", ns)?);
         }

@@ -65,6 +65,19 @@ pub async fn sync_one(
     kube: &dyn KubeAccess,
     failures: u32,
 ) -> SyncReport {
+    sync_one_at(es, ctx, kube, failures, None).await
+}
+
+/// [`sync_one`] with an explicit start of the refresh window (`None`: the aligned window of
+/// the ExternalSecret's refreshInterval). Every sync given the same `window_start` shares
+/// one fetch per remote secret.
+pub async fn sync_one_at(
+    es: &ExternalSecret,
+    ctx: &SyncContext,
+    kube: &dyn KubeAccess,
+    failures: u32,
+    window_start: Option<Instant>,
+) -> SyncReport {
     let started = std::time::Instant::now();
     let ns = es.namespace();
     let existing = match kube.get_secret(ns, es.target_name()).await {
@@ -94,7 +107,9 @@ pub async fn sync_one(
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(ANNOTATION_FORCE_SYNC));
-    let not_before = if interval.is_zero() || forced {
+    let not_before = if let Some(w) = window_start {
+        w
+    } else if interval.is_zero() || forced {
         Instant::now()
     } else {
         Instant::now()
