@@ -26,6 +26,11 @@ fi
 if ! python3 -c 'import jsonschema' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'jsonschema>=4'
 fi
+# moto's server: the AWS Secrets Manager peer of coffer-sync's tests (tests/aws_moto.rs).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "test.sh: installing moto's server"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
+fi
 # The official SARIF 2.1.0 schema, shipped in an npm package, for coffer-scan's SARIF test.
 deps="$PWD/target/test-deps"
 if [ ! -f "$deps/sarif/package/lib/schemas/sarif-2.1.0-rtm.5.json" ]; then
