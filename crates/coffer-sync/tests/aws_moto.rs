@@ -4,6 +4,9 @@
 //! AWSPREVIOUS / `uuid/<VersionId>`, JSON properties, a new version picked up on the next
 //! refresh, and a stopped moto keeping the last good Secret.
 
+// Test helpers outside #[test] functions unwrap poisoned locks and fixtures freely.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::{Child, Command, Stdio};
@@ -31,9 +34,11 @@ fn start_moto(port: u16) -> (Moto, String) {
         .spawn()
         .expect("moto_server is installed (pip install 'moto[server]'; scripts/test.sh does it)");
     let url = format!("http://127.0.0.1:{port}");
+    // From here the guard kills and waits for the child on every path.
+    let moto = Moto(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Moto(child), url);
+            return (moto, url);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -11,6 +11,9 @@
 //! including expired tokens) and 404, and 429 with `Retry-After` as Vault's rate-limit quotas
 //! answer.
 
+// Test helpers outside #[test] functions unwrap poisoned locks and fixtures freely.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -55,7 +58,7 @@ impl VaultServer {
             .or_default()
             .push(data);
     }
-    fn check_token(&self, h: &HeaderMap) -> Result<(), Response> {
+    fn check_token(&self, h: &HeaderMap) -> Result<(), Box<Response>> {
         *self.last_namespace.lock().unwrap() = h
             .get("x-vault-namespace")
             .and_then(|v| v.to_str().ok())
@@ -70,7 +73,7 @@ impl VaultServer {
                 *uses -= 1;
                 Ok(())
             }
-            _ => Err(errors(StatusCode::FORBIDDEN, "permission denied")),
+            _ => Err(Box::new(errors(StatusCode::FORBIDDEN, "permission denied"))),
         }
     }
 }
@@ -91,7 +94,7 @@ async fn read(
             .into_response();
     }
     if let Err(r) = s.check_token(&h) {
-        return r;
+        return *r;
     }
     s.reads.fetch_add(1, Ordering::SeqCst);
     if q.get("list").is_some_and(|v| v == "true") {

@@ -39,13 +39,15 @@ fn split_path(path: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(n) = chars.next() {
-                    parts.last_mut().map(|p| p.push(n));
+                if let (Some(n), Some(p)) = (chars.next(), parts.last_mut()) {
+                    p.push(n);
                 }
             }
             '.' => parts.push(String::new()),
             c => {
-                parts.last_mut().map(|p| p.push(c));
+                if let Some(p) = parts.last_mut() {
+                    p.push(c);
+                }
             }
         }
     }

@@ -83,14 +83,14 @@ pub(super) fn parse(src: &str, toks: Vec<Spanned>) -> Result<Vec<Node>, Template
     let (nodes, end) = p.list()?;
     match end {
         End::Eof => Ok(nodes),
-        End::End(pos) => Err(p.err(pos, "unexpected {{end}}")),
+        End::Stop(pos) => Err(p.err(pos, "unexpected {{end}}")),
         End::Else(pos, _) => Err(p.err(pos, "unexpected {{else}}")),
     }
 }
 
 enum End {
     Eof,
-    End(usize),
+    Stop(usize),
     /// `{{else}}` or `{{else if ...}}` (the keyword after else, if any).
     Else(usize, Option<BlockKind>),
 }
@@ -146,7 +146,7 @@ impl Parser<'_> {
                         Some("end") => {
                             self.i += 1;
                             self.expect_close()?;
-                            break End::End(t.pos);
+                            break End::Stop(t.pos);
                         }
                         Some("else") => {
                             self.i += 1;
@@ -198,11 +198,11 @@ impl Parser<'_> {
         let (body, end) = self.list()?;
         let other = match end {
             End::Eof => return Err(self.err(pos, "unclosed block: missing {{end}}")),
-            End::End(_) => Vec::new(),
+            End::Stop(_) => Vec::new(),
             End::Else(epos, None) => {
                 let (other, end2) = self.list()?;
                 match end2 {
-                    End::End(_) => other,
+                    End::Stop(_) => other,
                     End::Else(p2, _) => return Err(self.err(p2, "expected {{end}} after {{else}}")),
                     End::Eof => return Err(self.err(epos, "unclosed {{else}}: missing {{end}}")),
                 }
