@@ -1,26 +1,33 @@
 //! The API side: finding the server as kubectl does, fetching the Secrets and ConfigMaps a
-//! container names, and watching Secrets.
+//! container names, watching them, and requesting and refreshing ServiceAccount tokens.
 //!
 //! The kubeconfig is `--kubeconfig`, else `$KUBECONFIG` (a list of files, merged), else
-//! `~/.kube/config`; `--context` picks the context. Each Secret is watched on its own with
-//! `fieldSelector=metadata.name=<name>` (as the kubelet watches the objects of its pods):
+//! `~/.kube/config`; `--context` picks the context. Each Secret and ConfigMap is watched on
+//! its own with `fieldSelector=metadata.name=<name>` (as the kubelet watches the objects of
+//! its pods):
 //! list to learn the current state and revision, then watch from it; a watch that ends is
 //! resumed from the last revision seen, and any error (server unreachable, 410 Gone) goes
 //! back to a fresh list after a backoff of 0.5 s doubling to 30 s. The last good state is
 //! kept meanwhile.
 
+use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent, WatchParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams, WatchEvent,
+    WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::data::{ConfigMapData, References, SecretData, SecretValue, Sources};
+use crate::data::{ConfigMapData, References, SecretData, SecretValue, Sources, TokenSpec};
+use crate::service_account::refresh_delay;
 
 /// Why the API could not be reached or answered with an error.
 #[non_exhaustive]
@@ -41,6 +48,12 @@ pub enum ClientError {
         #[source]
         source: kube::Error,
     },
+    /// TokenRequest answered without a token.
+    #[error("the API server issued no token for serviceaccount {service_account}")]
+    NoToken {
+        /// `namespace/name`.
+        service_account: String,
+    },
 }
 
 /// How to find the API server, as kubectl's flags say.
@@ -52,13 +65,40 @@ pub struct ClientOptions {
     pub context: Option<String>,
 }
 
-/// A new state of a watched Secret: its data, or `None` when it was deleted.
+/// A new state of something the container reads from the API. `Debug` never shows values.
 #[derive(Debug)]
-pub struct SecretUpdate {
-    /// The Secret's name.
-    pub name: String,
-    /// Its data now.
-    pub data: Option<SecretData>,
+#[non_exhaustive]
+pub enum SourceUpdate {
+    /// A watched Secret changed: its data, or `None` when it was deleted.
+    Secret {
+        /// The Secret's name.
+        name: String,
+        /// Its data now.
+        data: Option<SecretData>,
+    },
+    /// A watched ConfigMap changed: its contents, or `None` when it was deleted.
+    ConfigMap {
+        /// The ConfigMap's name.
+        name: String,
+        /// Its contents now.
+        data: Option<ConfigMapData>,
+    },
+    /// A ServiceAccount token was refreshed.
+    Token {
+        /// What kind of token.
+        spec: TokenSpec,
+        /// The new token.
+        token: SecretValue,
+    },
+}
+
+/// A token from TokenRequest and when to replace it.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The JWT (never printed).
+    pub token: SecretValue,
+    /// When to request the next one (the kubelet's rule: [`refresh_delay`]).
+    pub refresh_at: tokio::time::Instant,
 }
 
 /// A connection to an API server.
@@ -66,6 +106,7 @@ pub struct SecretUpdate {
 pub struct Cluster {
     client: kube::Client,
     default_namespace: String,
+    root_ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -92,11 +133,73 @@ impl Cluster {
         }
         .map_err(ClientError::Kubeconfig)?;
         let default_namespace = config.default_namespace.clone();
+        let root_ca_pem = config.root_cert.as_ref().map(|certs| {
+            certs
+                .iter()
+                .map(|der| pem("CERTIFICATE", der))
+                .collect::<String>()
+        });
         let client = kube::Client::try_from(config).map_err(ClientError::Client)?;
         Ok(Self {
             client,
             default_namespace,
+            root_ca_pem,
         })
+    }
+
+    /// The kubeconfig's certificate authority (PEM), if it names one: the `ca.crt` of the
+    /// ServiceAccount volume when the server has no `kube-root-ca.crt` ConfigMap.
+    pub fn root_ca_pem(&self) -> Option<&str> {
+        self.root_ca_pem.as_deref()
+    }
+
+    /// Requests a token of `spec` for ServiceAccount `namespace/name` (TokenRequest, not
+    /// bound to an object). The token is moved out of the response without a copy; it is
+    /// never logged.
+    /// `max_age` caps the refresh delay (the kubelet's 24 h).
+    pub async fn request_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: &TokenSpec,
+        max_age: Duration,
+    ) -> Result<IssuedToken, ClientError> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: spec.audience.iter().cloned().collect(),
+                expiration_seconds: Some(spec.expiration_seconds),
+                bound_object_ref: None,
+            },
+            ..TokenRequest::default()
+        };
+        let requested = tokio::time::Instant::now();
+        let mut answer = api
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .map_err(|source| ClientError::Request {
+                what: format!("request a token for serviceaccount {namespace}/{name}"),
+                source,
+            })?;
+        let Some(status) = answer.status.as_mut().filter(|s| !s.token.is_empty()) else {
+            return Err(ClientError::NoToken {
+                service_account: format!("{namespace}/{name}"),
+            });
+        };
+        let token = SecretValue::new(std::mem::take(&mut status.token).into_bytes());
+        // The lifetime the server granted (it may cap the request), by our clock.
+        let seconds = status.expiration_timestamp.0.as_second()
+            - k8s_openapi::jiff::Timestamp::now().as_second();
+        let lifetime = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+        Ok(IssuedToken {
+            token,
+            refresh_at: requested + refresh_delay(lifetime, max_age),
+        })
+    }
+
+    /// The underlying kube client, for requests this type has no method for (`coffer secret`).
+    pub fn kube_client(&self) -> &kube::Client {
+        &self.client
     }
 
     /// Lists every object of one kind in all namespaces as JSON (for `coffer scan`'s live
@@ -177,56 +280,136 @@ impl Cluster {
         self,
         namespace: String,
         name: String,
-        updates: mpsc::Sender<SecretUpdate>,
+        updates: mpsc::Sender<SourceUpdate>,
     ) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
-        let selector = format!("metadata.name={name}");
+        watch_object(api, "secret", namespace, name, updates, |name, s| {
+            SourceUpdate::Secret {
+                name: name.to_owned(),
+                data: s.map(secret_data),
+            }
+        })
+        .await;
+    }
+
+    /// Watches ConfigMap `namespace/name` as [`Cluster::watch_secret`] watches a Secret.
+    pub async fn watch_config_map(
+        self,
+        namespace: String,
+        name: String,
+        updates: mpsc::Sender<SourceUpdate>,
+    ) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
+        watch_object(api, "configmap", namespace, name, updates, |name, m| {
+            SourceUpdate::ConfigMap {
+                name: name.to_owned(),
+                data: m.map(config_map_data),
+            }
+        })
+        .await;
+    }
+
+    /// Replaces the token of `spec` for ServiceAccount `namespace/name` whenever it is due
+    /// (first at `first_refresh`), until `updates` is closed. A failed request is logged
+    /// (never the token) and retried with backoff (0.5 s doubling to 30 s); the last token
+    /// stays in place meanwhile.
+    pub async fn refresh_token(
+        self,
+        namespace: String,
+        name: String,
+        spec: TokenSpec,
+        first_refresh: tokio::time::Instant,
+        max_age: Duration,
+        updates: mpsc::Sender<SourceUpdate>,
+    ) {
+        let mut due = first_refresh;
         let mut backoff = Duration::from_millis(500);
         loop {
-            match watch_once(&api, &selector, &name, &updates, &mut backoff).await {
-                Ok(()) => return, // the receiver is gone
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = updates.closed() => return,
+            }
+            match self.request_token(&namespace, &name, &spec, max_age).await {
+                Ok(issued) => {
+                    backoff = Duration::from_millis(500);
+                    due = issued.refresh_at;
+                    tracing::debug!(serviceaccount = %format!("{namespace}/{name}"), "token refreshed");
+                    let update = SourceUpdate::Token {
+                        spec: spec.clone(),
+                        token: issued.token,
+                    };
+                    if updates.send(update).await.is_err() {
+                        return;
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(
-                        secret = %format!("{namespace}/{name}"),
                         error = %err,
                         retry_in = ?backoff,
-                        "watching the secret failed; keeping the last good files"
+                        "refreshing a serviceaccount token failed; keeping the current one"
                     );
+                    due = tokio::time::Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
-            if updates.is_closed() {
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+    }
+}
+
+/// Watches one object by name until `updates` is closed, sending each new state; errors are
+/// logged and retried with backoff.
+async fn watch_object<K>(
+    api: Api<K>,
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    updates: mpsc::Sender<SourceUpdate>,
+    to_update: fn(&str, Option<K>) -> SourceUpdate,
+) where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let selector = format!("metadata.name={name}");
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match watch_once(&api, &selector, &name, &updates, &mut backoff, to_update).await {
+            Ok(()) => return, // the receiver is gone
+            Err(err) => {
+                tracing::warn!(
+                    object = %format!("{kind} {namespace}/{name}"),
+                    error = %err,
+                    retry_in = ?backoff,
+                    "watching failed; keeping the last good files"
+                );
+            }
+        }
+        if updates.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
 /// List, then watch from the list's revision until an error. `Ok` only when the receiver is
 /// gone.
-async fn watch_once(
-    api: &Api<Secret>,
+async fn watch_once<K>(
+    api: &Api<K>,
     selector: &str,
     name: &str,
-    updates: &mpsc::Sender<SecretUpdate>,
+    updates: &mpsc::Sender<SourceUpdate>,
     backoff: &mut Duration,
-) -> Result<(), kube::Error> {
+    to_update: fn(&str, Option<K>) -> SourceUpdate,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
     let list = api.list(&ListParams::default().fields(selector)).await?;
     let mut revision = list.metadata.resource_version.clone().unwrap_or_default();
-    let data = list
+    let current = list
         .items
         .into_iter()
-        .find(|s| s.metadata.name.as_deref() == Some(name))
-        .map(secret_data);
-    if updates
-        .send(SecretUpdate {
-            name: name.to_owned(),
-            data,
-        })
-        .await
-        .is_err()
-    {
+        .find(|o| o.meta().name.as_deref() == Some(name));
+    if updates.send(to_update(name, current)).await.is_err() {
         return Ok(());
     }
     loop {
@@ -234,11 +417,11 @@ async fn watch_once(
         let mut stream = api.watch(&params, &revision).await?.boxed();
         while let Some(event) = stream.try_next().await? {
             *backoff = Duration::from_millis(500);
-            let (rv, data) = match event {
-                WatchEvent::Added(s) | WatchEvent::Modified(s) => {
-                    (s.metadata.resource_version.clone(), Some(secret_data(s)))
+            let (rv, object) = match event {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                    (o.meta().resource_version.clone(), Some(o))
                 }
-                WatchEvent::Deleted(s) => (s.metadata.resource_version.clone(), None),
+                WatchEvent::Deleted(o) => (o.meta().resource_version.clone(), None),
                 WatchEvent::Bookmark(b) => {
                     revision = b.metadata.resource_version;
                     continue;
@@ -250,11 +433,7 @@ async fn watch_once(
             if let Some(rv) = rv {
                 revision = rv;
             }
-            let update = SecretUpdate {
-                name: name.to_owned(),
-                data,
-            };
-            if updates.send(update).await.is_err() {
+            if updates.send(to_update(name, object)).await.is_err() {
                 return Ok(());
             }
         }
@@ -270,5 +449,25 @@ fn secret_data(secret: Secret) -> SecretData {
 }
 
 fn config_map_data(map: ConfigMap) -> ConfigMapData {
-    map.data.unwrap_or_default()
+    ConfigMapData {
+        data: map.data.unwrap_or_default(),
+        binary_data: map
+            .binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+    }
+}
+
+/// PEM text of one DER block.
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_server::{AccessOptions, SecretListPolicy, ServeOptions, Server};
+use coffer_server::{AccessOptions, HistoryOptions, SecretListPolicy, ServeOptions, Server};
 use coffer_storage::{EmbeddedStore, KeyLayout};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -34,6 +34,32 @@ struct WrkResult {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time this process (which hosts both servers, never wrk) spent per request, in µs:
+    /// steadier than req/s on a shared machine.
+    cpu_us: f64,
+}
+
+/// CPU time (user + system) of this process so far, in µs, from `/proc/self/stat`.
+fn process_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) * 10_000.0
+}
+
+/// Whether the scenario is selected by `COFFER_BENCH_ONLY` (comma-separated `get`, `rbac`,
+/// `list`; unset = all), for profiling one scenario at a time.
+fn selected(scenario: &str) -> bool {
+    std::env::var("COFFER_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|s| s.trim() == scenario))
 }
 
 fn wrk(args: &[&str], url: &str, token: &str, script: Option<&Path>) -> WrkResult {
@@ -44,10 +70,12 @@ fn wrk(args: &[&str], url: &str, token: &str, script: Option<&Path>) -> WrkResul
     if let Some(s) = script {
         cmd.arg("-s").arg(s);
     }
+    let cpu_before = process_cpu_us();
     let out = cmd
         .arg(url)
         .output()
         .expect("run wrk (apt-get install wrk)");
+    let cpu = process_cpu_us() - cpu_before;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rps = text
         .lines()
@@ -60,10 +88,17 @@ fn wrk(args: &[&str], url: &str, token: &str, script: Option<&Path>) -> WrkResul
             .map(parse_duration_ms)
             .unwrap_or(f64::NAN)
     };
+    // "123456 requests in 10.00s, ..."
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
     WrkResult {
         rps,
         p50_ms: pct("50%"),
         p99_ms: pct("99%"),
+        cpu_us: cpu / requests,
     }
 }
 
@@ -79,9 +114,14 @@ fn parse_duration_ms(s: &str) -> f64 {
     }
 }
 
+/// The run with the median req/s, carrying the median CPU per request of all runs.
 fn median(mut runs: Vec<WrkResult>) -> WrkResult {
+    let mut cpu: Vec<f64> = runs.iter().map(|r| r.cpu_us).collect();
+    cpu.sort_by(f64::total_cmp);
     runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-    runs.swap_remove(runs.len() / 2)
+    let mut mid = runs.swap_remove(runs.len() / 2);
+    mid.cpu_us = cpu[cpu.len() / 2];
+    mid
 }
 
 /// A bare hyper server on coffer's certificate, answering every request with `body`.
@@ -180,6 +220,7 @@ fn main() {
             layout: KeyLayout::default(),
             secret_list_policy: SecretListPolicy::default(),
             access: AccessOptions::default(),
+            secret_history: HistoryOptions::default(),
         })
         .await
         .expect("bind");
@@ -210,6 +251,7 @@ fn main() {
 
         let c50 = ["-t2", "-c50", "-d10s"];
         let health_url = format!("{base}/healthz");
+        if selected("get") {
         let mut coffer_runs = Vec::new();
         let mut bare_runs = Vec::new();
         let mut health_runs = Vec::new();
@@ -221,18 +263,20 @@ fn main() {
         let (c, b, h) = (median(coffer_runs), median(bare_runs), median(health_runs));
         println!("API benchmark: GET of one {} byte Secret over HTTPS, 50 connections, median of {REPETITIONS} x 10 s", object.len());
         println!();
-        println!("| target | req/s | p50 ms | p99 ms |");
-        println!("|---|---|---|---|");
-        println!("| bare hyper + rustls, same body | {:.0} | {:.2} | {:.2} |", b.rps, b.p50_ms, b.p99_ms);
-        println!("| coffer /healthz (TLS, authn, routing only) | {:.0} | {:.2} | {:.2} |", h.rps, h.p50_ms, h.p99_ms);
-        println!("| coffer GET (token, decrypt, JSON) | {:.0} | {:.2} | {:.2} |", c.rps, c.p50_ms, c.p99_ms);
-        println!("| **coffer / bare** | **{:.0}%** | | |", 100.0 * c.rps / b.rps);
+        println!("| target | req/s | p50 ms | p99 ms | server CPU µs/req |");
+        println!("|---|---|---|---|---|");
+        println!("| bare hyper + rustls, same body | {:.0} | {:.2} | {:.2} | {:.1} |", b.rps, b.p50_ms, b.p99_ms, b.cpu_us);
+        println!("| coffer /healthz (TLS, authn, routing only) | {:.0} | {:.2} | {:.2} | {:.1} |", h.rps, h.p50_ms, h.p99_ms, h.cpu_us);
+        println!("| coffer GET (token, decrypt, JSON) | {:.0} | {:.2} | {:.2} | {:.1} |", c.rps, c.p50_ms, c.p99_ms, c.cpu_us);
+        println!("| **coffer / bare** | **{:.0}%** | | | {:.2}x |", 100.0 * c.rps / b.rps, c.cpu_us / b.cpu_us);
+        }
 
         // RBAC on (issue 5): 10 Roles and 50 RoleBindings with users, groups and
         // ServiceAccounts as subjects; `reader` may get the Secret through the last binding.
         // GET by `reader` (RBAC evaluated on every request) against GET by the admin
         // (system:masters, no RBAC evaluation), alternated, same wrk settings.
         let rbac = format!("{base}/apis/rbac.authorization.k8s.io/v1/namespaces/default");
+        if selected("rbac") {
         for r in 0..RBAC_ROLES {
             let rules = if r == 0 {
                 r#"[{"apiGroups":[""],"resources":["secrets"],"verbs":["get"],"resourceNames":["bench"]}]"#.to_owned()
@@ -271,13 +315,17 @@ fn main() {
         println!();
         println!("RBAC: GET of the same Secret by a system:masters user and by a user bound through RBAC ({RBAC_ROLES} Roles, {RBAC_BINDINGS} RoleBindings, plus the bootstrap policy), alternated, median of {RBAC_REPETITIONS} x 10 s");
         println!();
-        println!("| caller | req/s | p50 ms | p99 ms |");
-        println!("|---|---|---|---|");
-        println!("| system:masters (no RBAC evaluation) | {:.0} | {:.2} | {:.2} |", m.rps, m.p50_ms, m.p99_ms);
-        println!("| RBAC user (get via RoleBinding) | {:.0} | {:.2} | {:.2} |", r.rps, r.p50_ms, r.p99_ms);
-        println!("| **RBAC / masters** | **{:.1}%** | | |", 100.0 * r.rps / m.rps);
+        println!("| caller | req/s | p50 ms | p99 ms | server CPU µs/req |");
+        println!("|---|---|---|---|---|");
+        println!("| system:masters (no RBAC evaluation) | {:.0} | {:.2} | {:.2} | {:.1} |", m.rps, m.p50_ms, m.p99_ms, m.cpu_us);
+        println!("| RBAC user (get via RoleBinding) | {:.0} | {:.2} | {:.2} | {:.1} |", r.rps, r.p50_ms, r.p99_ms, r.cpu_us);
+        println!("| **RBAC / masters** | **{:.1}%** | | | |", 100.0 * r.rps / m.rps);
+        }
 
         // LIST of 10,000 Secrets: fill with wrk POSTs (unique names per thread and request).
+        if !selected("list") {
+            return;
+        }
         let collection = format!("{base}/api/v1/namespaces/bulk/secrets");
         curl("POST", &format!("{base}/api/v1/namespaces"), Some(r#"{"metadata":{"name":"bulk"}}"#));
         let mut created = 0;
@@ -316,7 +364,7 @@ end
         }
         let l = median(list_runs);
         println!();
-        println!("LIST of {created} Secrets (1 KiB each, decrypted), one client: p50 {:.1} ms, p99 {:.1} ms, {:.1} lists/s", l.p50_ms, l.p99_ms, l.rps);
+        println!("LIST of {created} Secrets (1 KiB each, decrypted), one client: p50 {:.1} ms, p99 {:.1} ms, {:.1} lists/s, server CPU {:.1} ms per list", l.p50_ms, l.p99_ms, l.rps, l.cpu_us / 1000.0);
         std::thread::sleep(Duration::from_millis(100));
     });
 }

@@ -61,11 +61,12 @@ pub async fn impersonate(State(state): State<AppState>, mut req: Request, next: 
 /// Authorizes the request (verb, group, resource, subresource, namespace, name, or path) and
 /// records the decision for the audit log.
 pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let attrs = coffer_access::request_attributes(
+    let mut attrs = coffer_access::request_attributes(
         req.method().as_str(),
         req.uri().path(),
         req.uri().query(),
     );
+    coffer_subresource_as_parent(&mut attrs);
     let Some(user) = req.extensions().get::<UserInfo>() else {
         return ApiError::Unauthorized.into_response();
     };
@@ -80,6 +81,23 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
         note_decision(&req, "allow", &decision.reason);
     }
     next.run(req).await
+}
+
+/// Coffer's own Secret subresources are authorized as the Secret itself: reading its
+/// versions is `get`, rolling back is `update` (`history.rs`).
+fn coffer_subresource_as_parent(attrs: &mut RequestAttributes) {
+    if let RequestAttributes::Resource(r) = attrs
+        && r.group.is_empty()
+        && r.resource == "secrets"
+    {
+        let verb = match r.subresource.as_str() {
+            "versions" => "get",
+            "rollback" => "update",
+            _ => return,
+        };
+        r.verb = verb.to_owned();
+        r.subresource.clear();
+    }
 }
 
 fn note_decision(req: &Request, decision: &'static str, reason: &str) {

@@ -17,6 +17,7 @@ mod authz;
 mod body;
 mod bootstrap;
 mod discovery;
+mod history;
 mod kinds;
 mod negotiate;
 mod openapi;
@@ -37,6 +38,7 @@ mod withhold;
 // The public interface.
 pub use authn::UserInfo;
 pub use bootstrap::issue_client_cert;
+pub use history::HistoryOptions;
 pub use server::{AccessOptions, DEFAULT_ISSUER, ServeOptions, Server, app};
 pub use state::{AppState, SecretListPolicy};
 pub use status::ApiError;

@@ -49,7 +49,8 @@ impl AppState {
     }
 
     fn transformer<K: ApiKind>(&self) -> std::sync::Arc<coffer_encryption::PrefixTransformers> {
-        self.transformers.for_resource(K::API_GROUP, K::RESOURCE)
+        let (group, resource) = K::ENCRYPTED_AS;
+        self.transformers.for_resource(group, resource)
     }
 
     /// Decrypts and decodes a stored value, setting `resourceVersion`.

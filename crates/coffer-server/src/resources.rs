@@ -29,6 +29,8 @@ use crate::watch;
 use crate::withhold::Redactor;
 use coffer_api::{FieldSelector, LabelSelector};
 
+mod apply;
+
 /// Routes for resources: `/api/v1/...` (core) and `/apis/{group}/{version}/...`.
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -173,6 +175,10 @@ pub struct ApiQuery {
     field_validation: Option<String>,
     timeout_seconds: Option<u64>,
     allow_watch_bookmarks: Option<bool>,
+    /// `fieldManager`: who owns the fields a write sets (§11.4).
+    field_manager: Option<String>,
+    /// `force`: an apply takes conflicting fields over (apply patches only).
+    force: Option<String>,
 }
 
 impl ApiQuery {
@@ -576,6 +582,8 @@ async fn create<K: ApiKind>(
     }
     set_system_fields(obj.metadata_mut());
     obj.normalise(None);
+    let manager = apply::update_manager(q, headers, "CreateOptions")?;
+    apply::record_update::<K>(None, &mut obj, &manager)?;
     obj.admit(None, &Admission::new(state, user, namespace, "create"))?;
     invalid_if_any::<K>(&obj, None)?;
     let created = state.create(namespace, obj, dry_run).await?;
@@ -614,10 +622,18 @@ async fn replace<K: ApiKind>(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
+    let manager = apply::update_manager(q, headers, "UpdateOptions")?;
     let ctx = Admission::new(state, user, namespace, "update");
     let (updated, _) = state
         .update::<K, _>(namespace, name, dry_run, |current| {
-            finish_update(new.clone(), &current, namespace, name, &ctx)
+            finish_update(
+                new.clone(),
+                &current,
+                namespace,
+                name,
+                &ctx,
+                apply::Ownership::Update(&manager),
+            )
         })
         .await?;
     state.rbac.wait_for::<K>(revision_of(&updated)).await;
@@ -626,7 +642,7 @@ async fn replace<K: ApiKind>(
     Ok(response)
 }
 
-/// PATCH: JSON, merge and strategic merge patches (§11).
+/// PATCH: JSON, merge and strategic merge patches (§11), and server-side apply (§11.4).
 async fn patch<K: ApiKind>(
     state: &AppState,
     user: &UserInfo,
@@ -639,10 +655,9 @@ async fn patch<K: ApiKind>(
     let dry_run = q.dry_run()?;
     let kind = negotiate::patch_type(headers)?;
     if kind == PatchType::Apply {
-        return Err(ApiError::UnsupportedMediaType(
-            "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json".to_owned(),
-        ));
+        return apply::patch::<K>(state, user, namespace, name, q, body).await;
     }
+    let manager = apply::update_manager(q, headers, "PatchOptions")?;
     let validation = FieldValidation::parse(q.field_validation.as_deref())?;
     let patch: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -666,7 +681,14 @@ async fn patch<K: ApiKind>(
             .map_err(|e| patch_error::<K>(&e, name))?;
             let decoded = body::decode_value::<K>(doc, validation)?;
             warnings = decoded.warnings;
-            finish_update(decoded.object, &current, namespace, name, &ctx)
+            finish_update(
+                decoded.object,
+                &current,
+                namespace,
+                name,
+                &ctx,
+                apply::Ownership::Update(&manager),
+            )
         })
         .await?;
     state.rbac.wait_for::<K>(revision_of(&updated)).await;
@@ -900,13 +922,15 @@ impl<'a> Admission<'a> {
     }
 }
 
-/// Keeps what the server owns (uid, creation time, name, namespace) and validates an update.
+/// Keeps what the server owns (uid, creation time, name, namespace), records who owns the
+/// fields the update changes (`managedFields`), and validates it.
 fn finish_update<K: ApiKind>(
     mut new: K,
     current: &K,
     namespace: Option<&str>,
     name: &str,
     ctx: &Admission<'_>,
+    ownership: apply::Ownership<'_>,
 ) -> ApiResult<K> {
     let cur = current.metadata();
     let meta = new.metadata_mut();
@@ -919,6 +943,9 @@ fn finish_update<K: ApiKind>(
     meta.deletion_timestamp.clone_from(&cur.deletion_timestamp);
     meta.generate_name.clone_from(&cur.generate_name);
     new.normalise(Some(current));
+    if let apply::Ownership::Update(manager) = ownership {
+        apply::record_update(Some(current), &mut new, manager)?;
+    }
     new.admit(Some(current), ctx)?;
     invalid_if_any::<K>(&new, Some(current))?;
     Ok(new)

@@ -63,6 +63,8 @@ pub struct ServeOptions {
     pub secret_list_policy: SecretListPolicy,
     /// ServiceAccount tokens and the audit log.
     pub access: AccessOptions,
+    /// Secret versions (`--secret-history`, `--secret-recovery-window`).
+    pub secret_history: crate::history::HistoryOptions,
 }
 
 /// ServiceAccount-token and audit flags, with kube-apiserver's names.
@@ -166,6 +168,7 @@ impl Server {
         crate::rbac_cache::start(&state)
             .await
             .map_err(|e| anyhow::anyhow!("cannot load RBAC policy: {}", e.status()["message"]))?;
+        crate::history::start(&state, options.secret_history);
 
         let listener =
             TcpListener::bind(SocketAddr::new(options.bind_address, options.secure_port))

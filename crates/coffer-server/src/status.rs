@@ -112,6 +112,16 @@ pub enum ApiError {
         /// Why, e.g. the "object has been modified" text.
         why: String,
     },
+    /// 409 `Conflict` from server-side apply: fields other managers own would change
+    /// (`Apply failed with 1 conflict: conflict with "m" using v1: .data.k`). The causes are
+    /// `FieldManagerConflict`s naming the fields, never their values.
+    #[error("{message}")]
+    ApplyConflict {
+        /// The whole text, as `coffer_api::Conflicts` renders it.
+        message: String,
+        /// One cause per field: message `conflict with "m" using v1`, field `.data.k`.
+        causes: Vec<Cause>,
+    },
     /// 410 `Expired` (a compacted resourceVersion or continue token).
     #[error("{0}")]
     Expired(String),
@@ -173,7 +183,9 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownPath => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -234,6 +246,15 @@ impl ApiError {
                 "Conflict",
                 format!("Operation cannot be fulfilled on {} {name:?}: {why}", resource.qualified()),
                 Some(details(*resource, Some(name))),
+            ),
+            ApiError::ApplyConflict { message, causes } => (
+                "Conflict",
+                message.clone(),
+                Some(json!({
+                    "causes": causes.iter().map(|c| json!({
+                        "reason": c.reason, "message": c.message, "field": c.field,
+                    })).collect::<Vec<_>>(),
+                })),
             ),
             ApiError::Expired(m) => ("Expired", m.clone(), None),
             ApiError::TooLarge(m) => ("RequestEntityTooLarge", m.clone(), None),

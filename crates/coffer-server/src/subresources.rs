@@ -15,6 +15,15 @@ use crate::status::{ApiError, ApiResult};
 
 /// GET on a subresource: `namespaces/{name}/status`, `<custom>/{name}/status`.
 pub async fn get(state: &AppState, target: &Target, headers: &HeaderMap) -> ApiResult<Response> {
+    if let ("", "secrets", Some("versions"), Some(ns)) = (
+        target.group.as_str(),
+        target.resource.as_str(),
+        target.subresource.as_deref(),
+        target.namespace(),
+    ) {
+        let versions = crate::history::versions(state, ns, target.name()).await?;
+        return Ok(json_ok(&versions));
+    }
     if target.subresource.as_deref() == Some("status") && namespace_subresource(target).is_none() {
         return crate::dispatch!(target, |K| {
             if K::STATUS_SUBRESOURCE {
@@ -156,6 +165,10 @@ pub async fn post(
         target.subresource.as_deref(),
         target.namespace.as_deref(),
     ) {
+        ("", "secrets", Some("rollback"), Some(namespace)) => {
+            let restored = crate::history::rollback(state, namespace, target.name(), body).await?;
+            Ok(json_ok(&restored))
+        }
         ("", "serviceaccounts", Some("token"), Some(namespace)) => {
             crate::tokens::token_request(state, user, namespace, target.name(), headers, body).await
         }

@@ -25,6 +25,11 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Run a KMS v2 gRPC plugin (for coffer or a real kube-apiserver).
     KmsPlugin(cmd::kms_plugin::Args),
+    /// A Secret's versions: history, rollback.
+    #[command(subcommand)]
+    Secret(cmd::secret::Command),
+    /// Sync ExternalSecrets (External Secrets Operator manifests) into Secrets.
+    Sync(cmd::sync::Args),
     /// Tools for a Coffer store: status, compaction, rewrap after key rotation, verify encryption.
     #[command(subcommand)]
     Storage(cmd::storage::Command),
@@ -48,7 +53,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::KmsPlugin(args) => cmd::kms_plugin::run(args),
         Command::Storage(command) => cmd::storage::run(command),
+        Command::Secret(command) => cmd::secret::run(command),
         Command::Audit(command) => cmd::audit::run(command),
+        Command::Sync(args) => cmd::sync::run(args),
     };
     match result {
         Ok(code) => code,

@@ -183,8 +183,16 @@ impl<D: CustomDef> ApiKind for Custom<D> {
         })
     }
 
-    /// The status subresource: writes to the object keep the stored status.
+    /// The status subresource: writes to the object keep the stored status. `generation`
+    /// starts at 1 and grows when `spec` changes, as for custom resources in Kubernetes.
     fn normalise(&mut self, old: Option<&Self>) {
+        self.metadata.generation = match old {
+            None => Some(1),
+            Some(o) if o.fields.get("spec") != self.fields.get("spec") => {
+                Some(o.metadata.generation.unwrap_or(0) + 1)
+            }
+            Some(o) => o.metadata.generation,
+        };
         match old.and_then(|o| o.fields.get("status")) {
             Some(status) => {
                 self.fields.insert("status".to_owned(), status.clone());

@@ -40,6 +40,11 @@ pub trait ApiKind:
     /// The API group, empty for the core group.
     const API_GROUP: &'static str = "";
 
+    /// The (group, resource) whose EncryptionConfiguration entry encrypts this kind: itself,
+    /// except for Coffer's Secret history, which holds Secret data and is encrypted as
+    /// `secrets`.
+    const ENCRYPTED_AS: (&'static str, &'static str) = (Self::API_GROUP, Self::RESOURCE);
+
     /// The kind, e.g. `Secret`.
     fn kind() -> &'static str {
         <Self as Resource>::KIND

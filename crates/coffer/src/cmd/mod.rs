@@ -4,5 +4,7 @@ pub mod audit;
 pub mod kms_plugin;
 pub mod run;
 pub mod scan;
+pub mod secret;
 pub mod serve;
 pub mod storage;
+pub mod sync;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use coffer_encryption::DEFAULT_RELOAD_INTERVAL;
-use coffer_server::{AccessOptions, SecretListPolicy, ServeOptions, Server};
+use coffer_server::{AccessOptions, HistoryOptions, SecretListPolicy, ServeOptions, Server};
 use coffer_storage::KeyLayout;
 
 use super::storage::StoreArgs;
@@ -82,6 +82,14 @@ pub struct Args {
     /// tokens are never recorded above Metadata.
     #[arg(long, requires = "audit_log_path")]
     audit_policy_file: Option<PathBuf>,
+    /// Versions kept per Secret (`coffer secret history`, `rollback`); 0 keeps none.
+    #[arg(long, default_value_t = 10)]
+    secret_history: usize,
+    /// How long a deleted Secret's versions are kept so it can be restored, e.g. 168h.
+    #[arg(long, value_parser = parse_duration, default_value = "168h")]
+    secret_recovery_window: i64,
+    #[command(flatten)]
+    sync: super::sync::ServeArgs,
 }
 
 /// `90s`, `15m`, `24h` or plain seconds.
@@ -146,12 +154,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 audit_log_path: args.audit_log_path,
                 audit_policy_file: args.audit_policy_file,
             },
+            secret_history: HistoryOptions {
+                limit: args.secret_history,
+                recovery_window: std::time::Duration::from_secs(
+                    u64::try_from(args.secret_recovery_window).unwrap_or(0),
+                ),
+            },
         })
         .await?;
         let addr = server.local_addr()?;
         eprintln!("coffer: serving the Kubernetes API on https://{addr} (storage: {where_})");
         println!("export KUBECONFIG={}", server.kubeconfig().display());
-        server.run(shutdown_signal()).await?;
+        let sync = super::sync::Builtin::start(&args.sync, server.kubeconfig()).await;
+        server
+            .run(async move {
+                shutdown_signal().await;
+                sync.stop().await;
+            })
+            .await?;
         eprintln!("coffer: stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -177,7 +197,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,
