@@ -13,6 +13,8 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+# PostgreSQL for coffer-rotation's tests: Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<v>/bin (off PATH); the harness looks there.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   as_root apt-get update -qq

@@ -1,0 +1,56 @@
+//! Coffer's rotation engine (issue 9): generators, schedules, the crash-safe four-step state
+//! machine, and PostgreSQL rotators.
+//!
+//! Where to start:
+//!
+//! - [`RotationSpec`] is the future `SecretRotation.spec` (group `coffer.dev`) and
+//!   [`RotationStatus`] its status; [`RotationSpec::validate`] names any bad field.
+//! - [`Engine::rotate`] runs AWS Secrets Manager's four steps (createSecret, setSecret,
+//!   testSecret, finishSecret), recording each in the [`RotationStore`] before taking it;
+//!   [`Engine::resume`] continues or rolls back what a crash interrupted. [`Rotation::new`]
+//!   builds the target from the spec ([`PostgresRotator`] or [`NoTarget`]).
+//! - [`generate`] makes values (passwords, random bytes, Ed25519/RSA keys, TLS certificates)
+//!   into [`SecretData`], whose values are zeroized and never `Debug`-printed.
+//! - [`next_rotation`] and [`Scheduler`] say what is due; [`RotationMetrics`] counts.
+//!
+//! What this crate is not: it knows no HTTP, no Kubernetes client and no server. The server
+//! implements [`RotationStore`] over its Secrets and rotation objects; [`MemoryStore`] and
+//! [`FileStore`] serve tests.
+#![forbid(unsafe_code)]
+
+mod engine;
+mod error;
+mod file_store;
+mod generate;
+mod postgres;
+mod rotation;
+mod schedule;
+mod secret;
+mod spec;
+mod state;
+mod store;
+mod validate;
+
+// The public interface.
+pub use engine::Engine;
+pub use error::{Error, GenerateError, Result, SpecError, StoreError, TargetError};
+pub use file_store::FileStore;
+pub use generate::password::{DEFAULT_SYMBOLS, generate_password};
+pub use generate::{GenerateContext, Generated, TLS_SECRET_TYPE, generate};
+pub use postgres::{PostgresRotator, quote_ident, quote_literal};
+pub use rotation::{NoTarget, Observer, Outcome, Rotation, StepContext, Target};
+pub use schedule::{
+    DueEntry, MetricsSnapshot, RotationMetrics, Scheduler, next_rotation, parse_cron,
+};
+pub use secret::{SecretData, SecretValue};
+pub use spec::{
+    ByteEncoding, ClassMinimums, Ed25519Spec, Generator, GoDuration, PasswordSpec, PostgresMode,
+    PostgresTarget, RandomBytesSpec, RotationSpec, RsaSpec, Schedule, SslMode, Symbols, TargetSpec,
+    TlsCertificateSpec,
+};
+pub use state::{InFlightStep, Phase, RotationStatus, StepName};
+pub use store::{
+    MemoryStore, Revision, RotationStore, StagedSecret, StagedValue, Versioned,
+    check_store_conformance,
+};
+pub use validate::MAX_ROLE_NAME_LEN;
