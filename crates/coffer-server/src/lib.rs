@@ -21,6 +21,7 @@ mod history;
 mod kinds;
 mod negotiate;
 mod openapi;
+mod openapi_custom;
 mod openapi_rbac;
 mod rbac_cache;
 mod registry;

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
             "/openapi/v3/apis/rbac.authorization.k8s.io/v1",
             get(v3_rbac),
         )
+        .route("/openapi/v3/apis/{group}/{version}", get(v3_custom))
 }
 
 async fn v2() -> Response {
@@ -55,14 +56,50 @@ fn finish(doc: &Value) -> Doc {
 static CORE_DOC: LazyLock<Doc> = LazyLock::new(|| finish(&core_document()));
 static RBAC_DOC: LazyLock<Doc> = LazyLock::new(|| finish(&crate::openapi_rbac::document()));
 
+/// The custom group-versions with a document, and the documents.
+const CUSTOM: [(&str, &str); 3] = [
+    ("external-secrets.io", "v1"),
+    ("external-secrets.io", "v1beta1"),
+    ("coffer.dev", "v1"),
+];
+static CUSTOM_DOCS: LazyLock<Vec<Doc>> = LazyLock::new(|| {
+    CUSTOM
+        .iter()
+        .map(|(g, v)| finish(&crate::openapi_custom::document(g, v)))
+        .collect()
+});
+
 async fn v3_root() -> Response {
-    crate::discovery::json_response(json!({
-        "paths": {
-            "api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", CORE_DOC.1)},
-            "apis/rbac.authorization.k8s.io/v1": {"serverRelativeURL": format!(
-                "/openapi/v3/apis/rbac.authorization.k8s.io/v1?hash={}", RBAC_DOC.1)},
-        }
-    }))
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "api/v1".to_owned(),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", CORE_DOC.1)}),
+    );
+    paths.insert(
+        "apis/rbac.authorization.k8s.io/v1".to_owned(),
+        json!({"serverRelativeURL": format!(
+            "/openapi/v3/apis/rbac.authorization.k8s.io/v1?hash={}", RBAC_DOC.1)}),
+    );
+    for ((group, version), doc) in CUSTOM.iter().zip(CUSTOM_DOCS.iter()) {
+        paths.insert(
+            format!("apis/{group}/{version}"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={}", doc.1)}),
+        );
+    }
+    crate::discovery::json_response(json!({ "paths": paths }))
+}
+
+async fn v3_custom(
+    axum::extract::Path((group, version)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match CUSTOM
+        .iter()
+        .position(|(g, v)| *g == group && *v == version)
+    {
+        Some(i) => serve_doc(&CUSTOM_DOCS[i], &headers),
+        None => crate::status::ApiError::UnknownPath.into_response(),
+    }
 }
 
 async fn v3_core(headers: HeaderMap) -> Response {
@@ -93,8 +130,8 @@ fn serve_doc((body, hash): &Doc, headers: &HeaderMap) -> Response {
         .into_response()
 }
 
-fn gvk(group: &str, kind: &str) -> Value {
-    json!([{"group": group, "version": "v1", "kind": kind}])
+fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!([{"group": group, "version": version, "kind": kind}])
 }
 
 fn query_param(name: &str, description: &str) -> Value {
@@ -127,6 +164,8 @@ fn write_params(patch: bool) -> Vec<Value> {
 pub struct Api {
     /// The group.
     pub group: &'static str,
+    /// The version.
+    pub version: &'static str,
     /// The URL prefix, `/api/v1` or `/apis/<group>/v1`.
     pub prefix: &'static str,
     /// The schema name prefix.
@@ -136,7 +175,7 @@ pub struct Api {
 fn op(api: &Api, kind: &str, action: &str, params: Vec<Value>) -> Value {
     json!({
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": api.group, "version": "v1", "kind": kind},
+        "x-kubernetes-group-version-kind": {"group": api.group, "version": api.version, "kind": kind},
         "parameters": params,
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}.{kind}", api.schema)}}}}},
     })
@@ -197,22 +236,29 @@ fn type_meta_props() -> Value {
 }
 
 fn kind_schema(kind: &str, description: &str, extra: Value) -> Value {
-    group_kind_schema("", kind, description, extra)
+    group_kind_schema("", "v1", kind, description, extra)
 }
 
 /// The schema of a top-level kind: type meta, metadata and `extra` properties.
-pub fn group_kind_schema(group: &str, kind: &str, description: &str, extra: Value) -> Value {
+pub fn group_kind_schema(
+    group: &str,
+    version: &str,
+    kind: &str,
+    description: &str,
+    extra: Value,
+) -> Value {
     let mut props = type_meta_props();
     if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
         p.extend(e.clone());
     }
-    json!({"type": "object", "description": description, "properties": props, "x-kubernetes-group-version-kind": gvk(group, kind)})
+    json!({"type": "object", "description": description, "properties": props, "x-kubernetes-group-version-kind": gvk(group, version, kind)})
 }
 
 fn core_document() -> Value {
     let mut paths = serde_json::Map::new();
     let api = Api {
         group: "",
+        version: "v1",
         prefix: "/api/v1",
         schema: "io.k8s.api.core.v1",
     };

@@ -26,6 +26,7 @@ fn array_of(name: &str, description: &str) -> Value {
 pub fn document() -> Value {
     let api = Api {
         group: RBAC_GROUP,
+        version: "v1",
         prefix: "/apis/rbac.authorization.k8s.io/v1",
         schema: SCHEMA,
     };
@@ -47,22 +48,22 @@ pub fn document() -> Value {
         "info": {"title": "Coffer", "version": "rbac.authorization.k8s.io/v1"},
         "paths": paths,
         "components": {"schemas": {
-            format!("{SCHEMA}.Role"): group_kind_schema(RBAC_GROUP, "Role",
+            format!("{SCHEMA}.Role"): group_kind_schema(RBAC_GROUP, "v1", "Role",
                 "Role is a namespaced, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding.",
                 json!({"rules": rules})),
-            format!("{SCHEMA}.ClusterRole"): group_kind_schema(RBAC_GROUP, "ClusterRole",
+            format!("{SCHEMA}.ClusterRole"): group_kind_schema(RBAC_GROUP, "v1", "ClusterRole",
                 "ClusterRole is a cluster level, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding or ClusterRoleBinding.",
                 json!({
                     "rules": array_of("PolicyRule", "Rules holds all the PolicyRules for this ClusterRole"),
                     "aggregationRule": reference("AggregationRule", "AggregationRule is an optional field that describes how to build the Rules for this ClusterRole. If AggregationRule is set, then the Rules are controller managed and direct changes to Rules will be stomped by the controller."),
                 })),
-            format!("{SCHEMA}.RoleBinding"): group_kind_schema(RBAC_GROUP, "RoleBinding",
+            format!("{SCHEMA}.RoleBinding"): group_kind_schema(RBAC_GROUP, "v1", "RoleBinding",
                 "RoleBinding references a role, but does not contain it.  It can reference a Role in the same namespace or a ClusterRole in the global namespace. It adds who information via Subjects and namespace information by which namespace it exists in.  RoleBindings in a given namespace only have effect in that namespace.",
                 json!({
                     "subjects": subjects.clone(),
                     "roleRef": reference("RoleRef", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable."),
                 })),
-            format!("{SCHEMA}.ClusterRoleBinding"): group_kind_schema(RBAC_GROUP, "ClusterRoleBinding",
+            format!("{SCHEMA}.ClusterRoleBinding"): group_kind_schema(RBAC_GROUP, "v1", "ClusterRoleBinding",
                 "ClusterRoleBinding references a ClusterRole, but not contain it.  It can reference a ClusterRole in the global namespace, and adds who information via Subject.",
                 json!({
                     "subjects": subjects,

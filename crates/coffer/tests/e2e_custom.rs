@@ -163,6 +163,14 @@ fn eso_manifests_apply_and_status_is_a_subresource() {
     let refused = c.fails("1.33", &["create", "-f", bad.to_str().expect("utf8")]);
     assert!(refused.contains("spec"), "{refused}");
 
+    // `kubectl explain` reads the served OpenAPI documents.
+    for version in ["1.27", "1.33"] {
+        let explained = c.ok(version, &["explain", "externalsecret.spec.target"]);
+        assert!(explained.contains("creationPolicy"), "{explained}");
+    }
+    let explained = c.ok("1.33", &["explain", "secretrotation.spec.schedule"]);
+    assert!(explained.contains("cron"), "{explained}");
+
     c.ok("1.33", &["delete", "-f", file]);
     let gone = c.ok("1.33", &["get", "externalsecrets", "-o", "name"]);
     assert!(gone.trim().is_empty(), "{gone}");
