@@ -373,6 +373,8 @@ impl Engine {
             &format!("version {} is current", step.version),
             now,
         );
+        t.status.next_rotation_time =
+            crate::schedule::next_rotation(&rotation.spec.schedule, &t.status, now).ok();
         self.save(rotation, &mut t).await?;
         self.metrics.count_rotation();
         tracing::info!(rotation = %rotation.name, version = step.version, "rotation finished");
@@ -453,6 +455,7 @@ impl Engine {
             "the current value is unchanged",
             now,
         );
+        t.status.next_rotation_time = Some(retry_time(now, t.status.consecutive_failures));
         self.save(rotation, &mut t).await?;
         self.metrics.count_failure();
         self.metrics.count_rollback();
@@ -491,6 +494,15 @@ impl Engine {
         t.revision = Some(revision);
         Ok(())
     }
+}
+
+/// When to try again after `failures` failed attempts in a row: 30 s, doubling, at most 1 h.
+fn retry_time(now: Timestamp, failures: u32) -> Timestamp {
+    let secs = 30u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(7))
+        .min(3600);
+    now.checked_add(SignedDuration::from_secs(secs as i64))
+        .unwrap_or(Timestamp::MAX)
 }
 
 fn pending_of<'a>(secret: &'a StagedSecret, step: &InFlightStep) -> Result<&'a StagedValue> {

@@ -185,6 +185,8 @@ async fn a_rotation_runs_the_four_steps_in_order() {
         (Phase::Succeeded, 1, true)
     );
     assert_eq!(st.previous_valid_until, Some(ts("2026-03-01T00:30:00Z")));
+    // Interval 1h after the rotation (the grace period ends before that).
+    assert_eq!(st.next_rotation_time, Some(ts("2026-03-01T01:00:00Z")));
     assert_eq!(
         st.condition("Ready").map(|c| c.status.as_str()),
         Some("True")
@@ -236,6 +238,8 @@ async fn a_failed_set_or_test_rolls_back_and_keeps_the_current_value() {
             (st.phase, st.step.is_none(), st.consecutive_failures),
             (Phase::Failed, true, 1)
         );
+        let retry = Some(ts("2026-03-01T00:00:30Z"));
+        assert_eq!(st.next_rotation_time, retry, "retry after 30 s");
         let m = engine.metrics().snapshot();
         assert_eq!((m.failures, m.rollbacks, m.rotations), (1, 1, 0));
         // The next attempt starts cleanly and succeeds; the abandoned version number, never
