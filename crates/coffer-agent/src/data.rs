@@ -91,15 +91,42 @@ impl<K: Into<String>, V: Into<SecretValue>> FromIterator<(K, V)> for SecretData 
     }
 }
 
-/// The `data` of one ConfigMap (`binaryData` is not used for env vars, as in the kubelet).
-pub type ConfigMapData = BTreeMap<String, String>;
+/// The contents of one ConfigMap. `Debug` shows the keys only (a ConfigMap is not meant for
+/// secrets, but people put them there).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConfigMapData {
+    /// `data`: UTF-8 values, used by env vars and volumes.
+    pub data: BTreeMap<String, String>,
+    /// `binaryData`: used by volumes only (as in the kubelet).
+    pub binary_data: BTreeMap<String, Vec<u8>>,
+}
 
-/// The Secrets and ConfigMaps of one namespace that a container refers to, as last fetched.
-/// A name that is absent was not found in the API.
+impl ConfigMapData {
+    /// A ConfigMap with `data` only.
+    pub fn from_data(data: BTreeMap<String, String>) -> Self {
+        Self {
+            data,
+            binary_data: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ConfigMapData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigMapData")
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("binary_data", &self.binary_data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The Secrets, ConfigMaps and ServiceAccount tokens of one namespace that a container
+/// refers to, as last fetched. A name that is absent was not found in the API.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     secrets: BTreeMap<String, SecretData>,
     config_maps: BTreeMap<String, ConfigMapData>,
+    tokens: BTreeMap<TokenSpec, SecretValue>,
 }
 
 impl Sources {
@@ -116,12 +143,23 @@ impl Sources {
         }
     }
 
-    /// Records ConfigMap `name` (`None`: it does not exist).
-    pub fn set_config_map(&mut self, name: &str, data: Option<ConfigMapData>) {
+    /// Records ConfigMap `name` (`None`: it does not exist). Returns whether anything
+    /// changed.
+    pub fn set_config_map(&mut self, name: &str, data: Option<ConfigMapData>) -> bool {
         match data {
-            Some(data) => self.config_maps.insert(name.to_owned(), data),
-            None => self.config_maps.remove(name),
-        };
+            Some(data) => self.config_maps.insert(name.to_owned(), data.clone()) != Some(data),
+            None => self.config_maps.remove(name).is_some(),
+        }
+    }
+
+    /// Records the current token for `spec`. Returns whether it changed.
+    pub fn set_token(&mut self, spec: TokenSpec, token: SecretValue) -> bool {
+        self.tokens.insert(spec, token.clone()) != Some(token)
+    }
+
+    /// The current token for `spec`, if one was issued. Callers must not log it.
+    pub fn token(&self, spec: &TokenSpec) -> Option<&SecretValue> {
+        self.tokens.get(spec)
     }
 
     /// Secret `name`, if it exists.
@@ -135,13 +173,34 @@ impl Sources {
     }
 }
 
-/// The names of the Secrets and ConfigMaps a container needs, in its Pod's namespace.
+/// What a container needs from the API, in its Pod's namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
     /// Secrets named by env, envFrom and the secret or projected volumes it mounts.
     pub secrets: BTreeSet<String>,
-    /// ConfigMaps named by env and envFrom.
+    /// ConfigMaps named by env, envFrom and the configMap or projected volumes it mounts.
     pub config_maps: BTreeSet<String>,
+    /// ServiceAccount tokens its projected volumes hold.
+    pub tokens: BTreeSet<TokenSpec>,
+}
+
+impl References {
+    /// Adds everything `other` names.
+    pub fn extend(&mut self, other: References) {
+        self.secrets.extend(other.secrets);
+        self.config_maps.extend(other.config_maps);
+        self.tokens.extend(other.tokens);
+    }
+}
+
+/// One kind of ServiceAccount token a projected volume asks for: tokens are requested once
+/// per distinct audience and lifetime, as the kubelet's token manager caches them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenSpec {
+    /// `audience` (`None`: the API server's own audiences).
+    pub audience: Option<String>,
+    /// `expirationSeconds` (default 3600).
+    pub expiration_seconds: i64,
 }
 
 #[cfg(test)]

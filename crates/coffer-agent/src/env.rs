@@ -19,6 +19,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use crate::data::{References, Sources};
+use crate::downward::{DownwardError, PodInfo};
 
 /// Why the environment could not be built: the kubelet's reasons, naming objects and keys,
 /// never values.
@@ -77,6 +78,17 @@ pub enum EnvError {
         /// The variable that wanted it.
         var: String,
     },
+    /// `fieldRef` or `resourceFieldRef` names something the downward API cannot give.
+    #[error("container {container:?}: env {var}: {source}")]
+    Downward {
+        /// The container.
+        container: String,
+        /// The variable.
+        var: String,
+        /// Why.
+        #[source]
+        source: DownwardError,
+    },
 }
 
 /// A set of environment variables. Values may come from Secrets, so `Debug` shows names only.
@@ -127,12 +139,14 @@ pub struct EnvOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Builds `container`'s environment from `sources` (objects of `namespace`).
+/// Builds `container`'s environment from `sources` (objects of `pod`'s namespace) and the
+/// downward API view of `pod`.
 pub fn build_env(
     container: &Container,
-    namespace: &str,
+    pod: &PodInfo,
     sources: &Sources,
 ) -> Result<EnvOutcome, EnvError> {
+    let namespace = pod.namespace.as_str();
     let mut out = EnvOutcome::default();
     let cname = || container.name.clone();
     let ns = || namespace.to_owned();
@@ -150,7 +164,8 @@ pub fn build_env(
         };
         let described = if let Some(r) = &from.config_map_ref {
             match sources.config_map(&r.name) {
-                Some(data) => data
+                Some(map) => map
+                    .data
                     .iter()
                     .for_each(|(k, v)| add(&mut out, k, v.as_bytes())),
                 None if r.optional == Some(true) => {}
@@ -193,7 +208,7 @@ pub fn build_env(
     }
 
     for var in container.env.iter().flatten() {
-        match value_of(var, container, namespace, sources, &out.env)? {
+        match value_of(var, container, pod, sources, &out.env)? {
             Resolved::Value(v) => out.env.set(var.name.clone(), v),
             Resolved::Skip => {}
             Resolved::Unsupported(what) => out.warnings.push(format!(
@@ -215,10 +230,11 @@ enum Resolved {
 fn value_of(
     var: &EnvVar,
     container: &Container,
-    namespace: &str,
+    pod: &PodInfo,
     sources: &Sources,
     env: &Environment,
 ) -> Result<Resolved, EnvError> {
+    let namespace = pod.namespace.as_str();
     let Some(from) = &var.value_from else {
         let raw = var.value.as_deref().unwrap_or("");
         return Ok(Resolved::Value(expand(raw, |n| env.expose_value(n))));
@@ -254,7 +270,7 @@ fn value_of(
                 namespace: namespace.to_owned(),
                 name: r.name.clone(),
             }),
-            Some(data) => match data.get(&r.key) {
+            Some(map) => match map.data.get(&r.key) {
                 Some(v) => Ok(Resolved::Value(v.clone().into_bytes())),
                 None if optional => Ok(Resolved::Skip),
                 None => Err(EnvError::ConfigMapKeyNotFound {
@@ -267,13 +283,24 @@ fn value_of(
             },
         };
     }
-    Ok(Resolved::Unsupported(if from.field_ref.is_some() {
-        "valueFrom.fieldRef"
-    } else if from.resource_field_ref.is_some() {
-        "valueFrom.resourceFieldRef"
-    } else {
-        "an unknown valueFrom source"
-    }))
+    let downward = |source| EnvError::Downward {
+        container: container.name.clone(),
+        var: var.name.clone(),
+        source,
+    };
+    if let Some(f) = &from.field_ref {
+        return pod
+            .field(f, false)
+            .map(|v| Resolved::Value(v.into_bytes()))
+            .map_err(downward);
+    }
+    if let Some(r) = &from.resource_field_ref {
+        return pod
+            .resource(r, &container.name)
+            .map(|v| Resolved::Value(v.into_bytes()))
+            .map_err(downward);
+    }
+    Ok(Resolved::Unsupported("an unknown valueFrom source"))
 }
 
 /// The Secrets and ConfigMaps `container`'s `env` and `envFrom` name.
@@ -390,13 +417,20 @@ mod tests {
         s.set_secret("odd", Some(odd));
         s.set_config_map(
             "cfg",
-            Some(
-                [("MODE".to_owned(), "prod".to_owned())]
-                    .into_iter()
-                    .collect(),
-            ),
+            Some(crate::data::ConfigMapData::from_data(
+                [("MODE".to_owned(), "prod".to_owned())].into(),
+            )),
         );
         s
+    }
+
+    fn pod(namespace: &str) -> PodInfo {
+        let t = crate::manifest::parse_manifest(
+            "kind: Pod\nmetadata: {name: web, labels: {app: shop}}\nspec:\n  containers:\n  \
+             - {name: app, resources: {limits: {cpu: 250m}}}\n",
+        )
+        .expect("pod");
+        PodInfo::new(&t, namespace, crate::downward::LocalFacts::for_tests())
     }
 
     fn get(out: &EnvOutcome, name: &str) -> Option<String> {
@@ -417,7 +451,7 @@ env:
 - {name: EMPTY}
 "#,
         );
-        let out = build_env(&c, "default", &sources()).expect("env");
+        let out = build_env(&c, &pod("default"), &sources()).expect("env");
         assert_eq!(get(&out, "DB_USERNAME").as_deref(), Some("admin"));
         assert_eq!(
             get(&out, "DB_PASSWORD").as_deref(),
@@ -444,7 +478,7 @@ env:
 - {name: X, value: second}
 "#,
         );
-        let out = build_env(&c, "default", &sources()).expect("env");
+        let out = build_env(&c, &pod("default"), &sources()).expect("env");
         assert_eq!(get(&out, "DB_username").as_deref(), Some("admin"));
         assert_eq!(
             get(&out, "DB_password").as_deref(),
@@ -459,7 +493,7 @@ env:
     #[test]
     fn invalid_names_from_env_from_are_skipped_with_a_warning() {
         let c = container("name: app\nenvFrom:\n- secretRef: {name: odd}\n");
-        let out = build_env(&c, "ns1", &sources()).expect("env");
+        let out = build_env(&c, &pod("ns1"), &sources()).expect("env");
         assert_eq!(out.env.names().collect::<Vec<_>>(), ["GOOD"]);
         assert_eq!(out.warnings.len(), 1);
         assert_eq!(
@@ -469,7 +503,7 @@ env:
         );
         // A prefix can make a key valid.
         let c = container("name: app\nenvFrom:\n- {secretRef: {name: odd}, prefix: P_}\n");
-        let out = build_env(&c, "ns1", &sources()).expect("env");
+        let out = build_env(&c, &pod("ns1"), &sources()).expect("env");
         assert_eq!(get(&out, "P_1starts").as_deref(), Some("3"));
     }
 
@@ -487,7 +521,7 @@ env:
 - {name: LITERAL, valueFrom: {configMapKeyRef: {name: cfg, key: MODE}}}
 "#,
         );
-        let out = build_env(&c, "default", &sources()).expect("env");
+        let out = build_env(&c, &pod("default"), &sources()).expect("env");
         assert_eq!(
             get(&out, "URL").as_deref(),
             Some("postgres://admin@db/prod?x=$(LATER)&y=$(USER)&z=$&w=$1")
@@ -532,7 +566,7 @@ env:
 - {name: C, valueFrom: {configMapKeyRef: {name: cfg, key: nokey, optional: true}}}
 "#,
         );
-        let out = build_env(&c, "default", &sources()).expect("env");
+        let out = build_env(&c, &pod("default"), &sources()).expect("env");
         assert_eq!(out.env.names().count(), 0);
     }
 
@@ -562,19 +596,35 @@ env:
         ];
         for (spec, want) in cases {
             let c = container(&format!("name: app\n{spec}\n"));
-            let err = build_env(&c, "default", &sources()).expect_err(spec);
+            let err = build_env(&c, &pod("default"), &sources()).expect_err(spec);
             assert_eq!(err.to_string(), want);
         }
     }
 
     #[test]
-    fn unsupported_sources_warn() {
+    fn field_and_resource_refs() {
         let c = container(
-            "name: app\nenv: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]\n",
+            "name: app\nenv:\n- {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n\
+             - {name: NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}\n\
+             - {name: APP, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}\n\
+             - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}\n\
+             - {name: NOT, value: \"$(POD)\"}\n",
         );
-        let out = build_env(&c, "default", &sources()).expect("env");
-        assert_eq!(out.env.names().count(), 0);
-        assert!(out.warnings[0].contains("valueFrom.fieldRef"));
+        let out = build_env(&c, &pod("shop"), &sources()).expect("env");
+        assert_eq!(get(&out, "POD").as_deref(), Some("web"));
+        assert_eq!(get(&out, "NS").as_deref(), Some("shop"));
+        assert_eq!(get(&out, "APP").as_deref(), Some("shop"));
+        assert_eq!(get(&out, "CPU").as_deref(), Some("250"));
+        assert_eq!(get(&out, "NOT").as_deref(), Some("web"));
+        let bad = container(
+            "name: app\nenv: [{name: X, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}]\n",
+        );
+        let err = build_env(&bad, &pod("shop"), &sources()).expect_err("whole map");
+        assert!(
+            err.to_string()
+                .starts_with("container \"app\": env X: unsupported fieldRef fieldPath"),
+            "{err}"
+        );
     }
 
     #[test]

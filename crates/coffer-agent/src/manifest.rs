@@ -2,7 +2,8 @@
 //! StatefulSet, DaemonSet, ReplicaSet, Job or CronJob, as `kubectl apply -f` would read it.
 //! No I/O: the caller passes the text.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_yaml::Value;
 
 /// Why a manifest gave no usable Pod spec.
@@ -61,8 +62,13 @@ pub struct PodTemplate {
     pub name: String,
     /// `metadata.namespace` of the document, if written.
     pub namespace: Option<String>,
+    /// The pod's metadata: the Pod's own, or the template's (`spec.template.metadata`) for
+    /// a workload. Read for the downward API.
+    pub metadata: ObjectMeta,
     /// The pod spec.
     pub spec: PodSpec,
+    /// `status` of a Pod, if written (its `podIP` and `hostIP` feed the downward API).
+    pub status: Option<PodStatus>,
 }
 
 impl PodTemplate {
@@ -142,11 +148,27 @@ pub fn parse_manifest(text: &str) -> Result<PodTemplate, ManifestError> {
                 path: path.join("."),
                 source,
             })?;
+        // The pod's own metadata sits beside its spec; a bad one is ignored (it only feeds
+        // the downward API), as is a bad status.
+        let parent = path[..path.len() - 1]
+            .iter()
+            .try_fold(&value, |v, key| v.get(*key));
+        let metadata = parent
+            .and_then(|p| p.get("metadata"))
+            .cloned()
+            .and_then(|m| serde_yaml::from_value::<ObjectMeta>(m).ok())
+            .unwrap_or_default();
+        let status = (kind == "Pod")
+            .then(|| value.get("status").cloned())
+            .flatten()
+            .and_then(|s| serde_yaml::from_value::<PodStatus>(s).ok());
         return Ok(PodTemplate {
             kind: kind.to_owned(),
             name,
             namespace,
+            metadata,
             spec,
+            status,
         });
     }
     Err(ManifestError::NoPod)

@@ -16,7 +16,7 @@
 //! updated. If a Secret disappears or loses a key, the last good files and env are kept and
 //! a warning is logged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -25,19 +25,26 @@ use std::process::ExitStatus;
 use std::str::FromStr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::data::{ConfigMapData, References};
+use crate::downward::{LocalFacts, PodInfo};
 use crate::manifest::PodTemplate;
 use crate::schedule::Schedule;
+use crate::service_account::{
+    MAX_TOKEN_AGE, ROOT_CA_CONFIG_MAP, SERVICE_ACCOUNT_MOUNT_PATH, SERVICE_ACCOUNT_VOLUME,
+    add_service_account_volume, automount_token_spec,
+};
 use crate::workspace::SHM_DIR;
 use crate::{
-    ClientOptions, Cluster, Environment, Error, MountPlan, Result, Sources, Workspace, build_env,
-    env_references, expand_command, mount_plans, parse_manifest, volume_payload, volume_references,
+    ClientOptions, Cluster, Environment, Error, MountPlan, PrivateNamespace, Result, SourceUpdate,
+    Sources, Workspace, build_env, env_references, expand_command, mount_plans, parse_manifest,
+    volume_payload, volume_references,
 };
 
 /// The variable that tells the process where `--mount-root` put its mounts: a `mountPath`
@@ -127,6 +134,13 @@ pub struct RunOptions {
     pub on_change: OnChange,
     /// `--inherit-env`: pass Coffer's whole environment under the container's.
     pub inherit_env: bool,
+    /// The private mount namespace this thread entered before the runtime started, if any
+    /// (`None`: `--no-private-mount`, or not permitted): volume files then go on a private
+    /// tmpfs and appear at their mount paths as read-only bind mounts.
+    pub private_namespace: Option<PrivateNamespace>,
+    /// ServiceAccount tokens are replaced at 80 % of their lifetime, or at the latest when
+    /// this old (the kubelet's 24 h).
+    pub token_max_age: Duration,
 }
 
 impl RunOptions {
@@ -142,6 +156,8 @@ impl RunOptions {
             shm_dir: PathBuf::from(SHM_DIR),
             on_change: OnChange::None,
             inherit_env: false,
+            private_namespace: None,
+            token_max_age: MAX_TOKEN_AGE,
         }
     }
 }
@@ -155,32 +171,94 @@ pub async fn run(options: RunOptions) -> Result<i32> {
             source,
         })?;
     let pod = parse_manifest(&text)?;
-    let container = pod.container(options.container.as_deref())?.clone();
+    let mut container = pod.container(options.container.as_deref())?.clone();
+    let mut spec = pod.spec.clone();
+    let automount = add_service_account_volume(&mut spec, &mut container);
     let cluster = Cluster::connect(&options.client).await?;
     let namespace = namespace(&pod, options.namespace.as_deref(), &cluster)?;
+    let info = PodInfo::new(&pod, &namespace, LocalFacts::detect());
 
-    let (plans, warnings) = mount_plans(&pod.spec, &container)?;
+    let (mut plans, warnings) = mount_plans(&spec, &container)?;
     warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    let mut tokens = BTreeMap::new();
+    if automount {
+        // The automatic token is a convenience: without it (no ServiceAccount, no right to
+        // request tokens) the process still starts, as before ServiceAccounts existed.
+        let spec = automount_token_spec();
+        match cluster
+            .request_token(
+                &namespace,
+                &info.service_account,
+                &spec,
+                options.token_max_age,
+            )
+            .await
+        {
+            Ok(issued) => {
+                tokens.insert(spec, issued);
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "{err}; {SERVICE_ACCOUNT_MOUNT_PATH} is not mounted (set \
+                     automountServiceAccountToken: false to skip it)"
+                );
+                plans.retain(|p| p.volume != SERVICE_ACCOUNT_VOLUME);
+            }
+        }
+    }
     let mut refs = env_references(&container);
-    refs.secrets
-        .extend(volume_references(&pod.spec, &plans).secrets);
+    refs.extend(volume_references(&spec, &plans));
     let mut sources = cluster.fetch(&namespace, &refs).await?;
+    let root_ca = root_ca_fallback(&cluster, &refs);
+    if let Some(ca) = &root_ca
+        && sources.config_map(ROOT_CA_CONFIG_MAP).is_none()
+    {
+        sources.set_config_map(ROOT_CA_CONFIG_MAP, Some(ca.clone()));
+    }
+    for token_spec in &refs.tokens {
+        if !tokens.contains_key(token_spec) {
+            let issued = cluster
+                .request_token(
+                    &namespace,
+                    &info.service_account,
+                    token_spec,
+                    options.token_max_age,
+                )
+                .await?;
+            tokens.insert(token_spec.clone(), issued);
+        }
+    }
+    let mut refresh_at = BTreeMap::new();
+    for (token_spec, issued) in tokens {
+        sources.set_token(token_spec.clone(), issued.token);
+        refresh_at.insert(token_spec, issued.refresh_at);
+    }
 
-    let outcome = build_env(&container, &namespace, &sources)?;
+    let outcome = build_env(&container, &info, &sources)?;
     outcome.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     let mut env = outcome.env;
 
-    let mut workspace = Workspace::create(&options.shm_dir, options.mount_root.as_deref())?;
+    let mut workspace = Workspace::create(
+        &options.shm_dir,
+        options.mount_root.as_deref(),
+        options.private_namespace,
+    )?;
     let state = PodState {
-        pod: &pod,
+        spec: &spec,
         container: &container,
-        namespace: &namespace,
+        info: &info,
         plans: &plans,
     };
     state.write_volumes(&workspace, &sources, true)?;
     for plan in &plans {
-        let at = workspace.mount(&plan.volume, &plan.mount_path, plan.sub_path.as_deref())?;
-        tracing::debug!(volume = %plan.volume, path = %at.display(), "mounted");
+        match workspace.mount(&plan.volume, &plan.mount_path, plan.sub_path.as_deref()) {
+            Ok(at) => tracing::debug!(volume = %plan.volume, path = %at.display(), "mounted"),
+            Err(err) if plan.volume == SERVICE_ACCOUNT_VOLUME => tracing::warn!(
+                "{err}; the serviceaccount token is not mounted (set \
+                 automountServiceAccountToken: false to skip it)"
+            ),
+            Err(err) => return Err(err.into()),
+        }
     }
 
     let argv: Vec<OsString> = if options.command.is_empty() {
@@ -205,7 +283,28 @@ pub async fn run(options: RunOptions) -> Result<i32> {
                 .watch_secret(namespace.clone(), name.clone(), update_tx.clone());
         tokio::spawn(watch);
     }
+    for name in &refs.config_maps {
+        let watch =
+            cluster
+                .clone()
+                .watch_config_map(namespace.clone(), name.clone(), update_tx.clone());
+        tokio::spawn(watch);
+    }
+    for (token_spec, first) in refresh_at {
+        let refresh = cluster.clone().refresh_token(
+            namespace.clone(),
+            info.service_account.clone(),
+            token_spec,
+            first,
+            options.token_max_age,
+            update_tx.clone(),
+        );
+        tokio::spawn(refresh);
+    }
     drop(update_tx);
+    // Whether the pending burst changed a Secret or ConfigMap (a token refresh alone
+    // rewrites files but does not signal or restart the process: the kubelet never does).
+    let mut objects_changed = false;
     let mut signals = forward_signals()?;
 
     let mut schedule = Schedule::default();
@@ -217,13 +316,25 @@ pub async fn run(options: RunOptions) -> Result<i32> {
             status = child.wait() => break status.map_err(Error::Process)?,
             Some(sig) = signals.recv() => signal_child(&child, sig),
             Some(update) = updates.recv() => {
-                if sources.set_secret(&update.name, update.data) {
+                let (changed, object) = match update {
+                    SourceUpdate::Secret { name, data } => (sources.set_secret(&name, data), true),
+                    SourceUpdate::ConfigMap { name, data } => {
+                        // The kubeconfig's CA stands in for a missing kube-root-ca.crt.
+                        let data = data.or_else(|| {
+                            root_ca.clone().filter(|_| name == ROOT_CA_CONFIG_MAP)
+                        });
+                        (sources.set_config_map(&name, data), true)
+                    }
+                    SourceUpdate::Token { spec, token } => (sources.set_token(spec, token), false),
+                };
+                if changed {
+                    objects_changed |= object;
                     schedule.changed(Instant::now());
                 }
             }
             () = tokio::time::sleep_until(apply_at.unwrap_or_else(far)), if apply_at.is_some() => {
                 let files_changed = state.write_volumes(&workspace, &sources, false)?;
-                let env_changed = match build_env(&container, &namespace, &sources) {
+                let env_changed = match build_env(&container, &info, &sources) {
                     Ok(new) if new.env != env => { env = new.env; true }
                     Ok(_) => false,
                     Err(err) => {
@@ -232,7 +343,9 @@ pub async fn run(options: RunOptions) -> Result<i32> {
                     }
                 };
                 let changed = files_changed || env_changed;
-                schedule.applied(Instant::now(), changed && options.on_change != OnChange::None);
+                let react = (files_changed && objects_changed) || env_changed;
+                objects_changed = false;
+                schedule.applied(Instant::now(), react && options.on_change != OnChange::None);
                 if changed {
                     tracing::info!(files_changed, env_changed, "secrets changed");
                     if env_changed && options.on_change != OnChange::Restart {
@@ -261,9 +374,9 @@ pub async fn run(options: RunOptions) -> Result<i32> {
 
 /// The pieces of the pod the update loop reads.
 struct PodState<'a> {
-    pod: &'a PodTemplate,
+    spec: &'a PodSpec,
     container: &'a Container,
-    namespace: &'a str,
+    info: &'a PodInfo,
     plans: &'a [MountPlan],
 }
 
@@ -274,13 +387,8 @@ impl PodState<'_> {
         let volumes: BTreeSet<&str> = self.plans.iter().map(|p| p.volume.as_str()).collect();
         let mut changed = false;
         for volume in volumes {
-            let payload = volume_payload(
-                &self.pod.spec,
-                volume,
-                &self.container.name,
-                self.namespace,
-                sources,
-            );
+            let payload =
+                volume_payload(self.spec, volume, &self.container.name, self.info, sources);
             let payload = match payload {
                 Ok((payload, warnings)) => {
                     if start {
@@ -302,6 +410,15 @@ impl PodState<'_> {
         }
         Ok(changed)
     }
+}
+
+/// The `kube-root-ca.crt` ConfigMap made from the kubeconfig's CA, when the volumes read
+/// that ConfigMap and the kubeconfig names a CA.
+fn root_ca_fallback(cluster: &Cluster, refs: &References) -> Option<ConfigMapData> {
+    let pem = cluster.root_ca_pem()?;
+    refs.config_maps
+        .contains(ROOT_CA_CONFIG_MAP)
+        .then(|| ConfigMapData::from_data([("ca.crt".to_owned(), pem.to_owned())].into()))
 }
 
 /// The manifest's namespace, `--namespace`, or the kubeconfig's, as `kubectl apply -f` picks.

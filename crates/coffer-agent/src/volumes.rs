@@ -1,21 +1,30 @@
-//! Secret volumes: which files a container's mounts hold, by the kubelet's rules
+//! Volumes: which files a container's mounts hold, by the kubelet's rules
 //! (`pkg/volume/secret/secret.go` `MakePayload`, `pkg/volume/projected/projected.go`).
 //!
 //! - `secret` volumes: every key becomes a file, or only the `items` (key → relative `path`,
 //!   optional per-item `mode`); `defaultMode` defaults to 0644. A missing Secret is an error
 //!   unless `optional` (then the volume is empty); a missing item key is an error unless
 //!   `optional` (then the item is skipped).
-//! - `projected` volumes: the same for each `secret` source; other sources
-//!   (`configMap`, `downwardAPI`, `serviceAccountToken`, ...) are skipped with a warning.
+//! - `configMap` volumes (`configmap.MakePayload`): the same rules, with the keys of `data`
+//!   and `binaryData`.
+//! - `downwardAPI` volumes: one file per item, from `fieldRef` or `resourceFieldRef`
+//!   ([`crate::PodInfo`]); `metadata.labels`/`annotations` in the kubelet's `key="value"`
+//!   format.
+//! - `projected` volumes: each `secret`, `configMap`, `downwardAPI` and
+//!   `serviceAccountToken` source, with the volume's `defaultMode`.
 //!
 //! No I/O: the result is a [`Payload`] per volume for [`crate::AtomicWriter`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Container, KeyToPath, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, DownwardAPIVolumeFile, KeyToPath, PodSpec, ServiceAccountTokenProjection, Volume,
+};
 
 use crate::data::{References, SecretValue, Sources};
+use crate::downward::{DownwardError, PodInfo};
+use crate::service_account::token_spec;
 
 /// The kubelet's default mode for secret and projected volume files.
 pub const DEFAULT_MODE: i32 = 0o644;
@@ -53,6 +62,65 @@ pub enum VolumeError {
         name: String,
         /// The missing key.
         key: String,
+    },
+    /// A non-optional ConfigMap does not exist.
+    #[error(
+        "container {container:?}: MountVolume.SetUp failed for volume {volume:?}: configmap \"{namespace}/{name}\" not found"
+    )]
+    ConfigMapNotFound {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The Pod's namespace.
+        namespace: String,
+        /// The ConfigMap.
+        name: String,
+    },
+    /// An `items` entry names a key the ConfigMap does not have, and it is not optional.
+    #[error(
+        "container {container:?}: MountVolume.SetUp failed for volume {volume:?}: configmap \"{namespace}/{name}\" references non-existent config key: {key}"
+    )]
+    ConfigMapKeyNotFound {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The Pod's namespace.
+        namespace: String,
+        /// The ConfigMap.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// A downward API item has no value.
+    #[error(
+        "container {container:?}: MountVolume.SetUp failed for volume {volume:?}: item {path:?}: {source}"
+    )]
+    Downward {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The item's path.
+        path: String,
+        /// Why.
+        #[source]
+        source: DownwardError,
+    },
+    /// A projected ServiceAccount token could not be provided.
+    #[error(
+        "container {container:?}: MountVolume.SetUp failed for volume {volume:?}: serviceAccountToken {path:?}: {reason}"
+    )]
+    Token {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The token's path in the volume.
+        path: String,
+        /// Why (never the token).
+        reason: String,
     },
     /// A `volumeMounts` entry names no volume of the pod.
     #[error("container {container:?}: volumeMount {mount:?} refers to no volume of the pod")]
@@ -95,7 +163,8 @@ pub struct MountPlan {
     pub sub_path: Option<String>,
 }
 
-/// The container's mounts of secret and projected volumes, and warnings for other mounts.
+/// The container's mounts of secret, configMap, downwardAPI and projected volumes, and
+/// warnings for other mounts.
 pub fn mount_plans(
     spec: &PodSpec,
     container: &Container,
@@ -107,10 +176,14 @@ pub fn mount_plans(
             container: container.name.clone(),
             mount: mount.name.clone(),
         })?;
-        if volume.secret.is_none() && volume.projected.is_none() {
+        if volume.secret.is_none()
+            && volume.projected.is_none()
+            && volume.config_map.is_none()
+            && volume.downward_api.is_none()
+        {
             warnings.push(format!(
-                "container {:?}: volume {:?} at {} is not a secret or projected volume; coffer \
-                 run does not provide it",
+                "container {:?}: volume {:?} at {} is not a secret, configMap, downwardAPI or \
+                 projected volume; coffer run does not provide it",
                 container.name, volume.name, mount.mount_path
             ));
             continue;
@@ -132,102 +205,69 @@ pub fn mount_plans(
     Ok((plans, warnings))
 }
 
-/// The files of volume `name` of `spec` from `sources`, and warnings for unsupported sources.
+/// The files of volume `name` of `spec` for `container` of `pod`, from `sources`, and
+/// warnings for sources Coffer does not provide.
 pub fn volume_payload(
     spec: &PodSpec,
     name: &str,
     container: &str,
-    namespace: &str,
+    pod: &PodInfo,
     sources: &Sources,
 ) -> Result<(Payload, Vec<String>), VolumeError> {
-    let mut payload = Payload::new();
-    let mut warnings = Vec::new();
     let Some(volume) = find_volume(spec, name) else {
         return Err(VolumeError::NoSuchVolume {
             container: container.to_owned(),
             mount: name.to_owned(),
         });
     };
-    let project = |payload: &mut Payload,
-                   secret: &str,
-                   items: Option<&Vec<KeyToPath>>,
-                   optional: bool,
-                   default_mode: i32|
-     -> Result<(), VolumeError> {
-        let Some(data) = sources.secret(secret) else {
-            if optional {
-                return Ok(());
-            }
-            return Err(VolumeError::SecretNotFound {
-                container: container.to_owned(),
-                volume: name.to_owned(),
-                namespace: namespace.to_owned(),
-                name: secret.to_owned(),
-            });
-        };
-        match items.filter(|i| !i.is_empty()) {
-            None => {
-                for (key, value) in data.iter() {
-                    payload.insert(key.clone(), file(value, default_mode));
-                }
-            }
-            Some(items) => {
-                for item in items {
-                    match data.get(&item.key) {
-                        Some(value) => {
-                            payload.insert(
-                                item.path.clone(),
-                                file(value, item.mode.unwrap_or(default_mode)),
-                            );
-                        }
-                        None if optional => {}
-                        None => {
-                            return Err(VolumeError::KeyNotFound {
-                                container: container.to_owned(),
-                                volume: name.to_owned(),
-                                namespace: namespace.to_owned(),
-                                name: secret.to_owned(),
-                                key: item.key.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+    let mut b = Builder {
+        payload: Payload::new(),
+        warnings: Vec::new(),
+        container,
+        volume: name,
+        pod,
+        sources,
     };
     if let Some(s) = &volume.secret {
         let secret = s.secret_name.as_deref().unwrap_or("");
-        project(
-            &mut payload,
+        b.secret(
             secret,
             s.items.as_ref(),
             s.optional == Some(true),
             s.default_mode.unwrap_or(DEFAULT_MODE),
         )?;
+    } else if let Some(c) = &volume.config_map {
+        b.config_map(
+            &c.name,
+            c.items.as_ref(),
+            c.optional == Some(true),
+            c.default_mode.unwrap_or(DEFAULT_MODE),
+        )?;
+    } else if let Some(d) = &volume.downward_api {
+        b.downward(d.items.as_ref(), d.default_mode.unwrap_or(DEFAULT_MODE))?;
     } else if let Some(p) = &volume.projected {
-        let default_mode = p.default_mode.unwrap_or(DEFAULT_MODE);
+        let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
         for source in p.sources.iter().flatten() {
             if let Some(s) = &source.secret {
-                project(
-                    &mut payload,
-                    &s.name,
-                    s.items.as_ref(),
-                    s.optional == Some(true),
-                    default_mode,
-                )?;
+                b.secret(&s.name, s.items.as_ref(), s.optional == Some(true), mode)?;
+            } else if let Some(c) = &source.config_map {
+                b.config_map(&c.name, c.items.as_ref(), c.optional == Some(true), mode)?;
+            } else if let Some(d) = &source.downward_api {
+                b.downward(d.items.as_ref(), mode)?;
+            } else if let Some(t) = &source.service_account_token {
+                b.token(t, mode)?;
             } else {
-                warnings.push(format!(
-                    "container {container:?}: projected volume {name:?} has a source other than \
-                     a secret; coffer run leaves it out"
+                b.warnings.push(format!(
+                    "container {container:?}: projected volume {name:?} has a source coffer run \
+                     does not provide (clusterTrustBundle or podCertificate); it is left out"
                 ));
             }
         }
     }
-    Ok((payload, warnings))
+    Ok((b.payload, b.warnings))
 }
 
-/// The Secrets the volumes of `plans` read.
+/// What the volumes of `plans` read from the API: Secrets, ConfigMaps and tokens.
 pub fn volume_references(spec: &PodSpec, plans: &[MountPlan]) -> References {
     let mut refs = References::default();
     for plan in plans {
@@ -237,6 +277,9 @@ pub fn volume_references(spec: &PodSpec, plans: &[MountPlan]) -> References {
         if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
             refs.secrets.insert(name);
         }
+        if let Some(c) = &volume.config_map {
+            refs.config_maps.insert(c.name.clone());
+        }
         for source in volume
             .projected
             .iter()
@@ -245,9 +288,187 @@ pub fn volume_references(spec: &PodSpec, plans: &[MountPlan]) -> References {
             if let Some(s) = &source.secret {
                 refs.secrets.insert(s.name.clone());
             }
+            if let Some(c) = &source.config_map {
+                refs.config_maps.insert(c.name.clone());
+            }
+            if let Some(t) = &source.service_account_token
+                && let Ok(spec) = token_spec(t)
+            {
+                refs.tokens.insert(spec);
+            }
         }
     }
     refs
+}
+
+/// Collects one volume's files.
+struct Builder<'a> {
+    payload: Payload,
+    warnings: Vec<String>,
+    container: &'a str,
+    volume: &'a str,
+    pod: &'a PodInfo,
+    sources: &'a Sources,
+}
+
+impl Builder<'_> {
+    /// A `secret` volume or projected source (kubelet `secret.MakePayload`).
+    fn secret(
+        &mut self,
+        secret: &str,
+        items: Option<&Vec<KeyToPath>>,
+        optional: bool,
+        default_mode: i32,
+    ) -> Result<(), VolumeError> {
+        let Some(data) = self.sources.secret(secret) else {
+            if optional {
+                return Ok(());
+            }
+            return Err(VolumeError::SecretNotFound {
+                container: self.container.to_owned(),
+                volume: self.volume.to_owned(),
+                namespace: self.pod.namespace.clone(),
+                name: secret.to_owned(),
+            });
+        };
+        let all: Vec<(&String, &SecretValue)> = data.iter().collect();
+        self.keys(&all, items, optional, default_mode, |key| {
+            VolumeError::KeyNotFound {
+                container: self.container.to_owned(),
+                volume: self.volume.to_owned(),
+                namespace: self.pod.namespace.clone(),
+                name: secret.to_owned(),
+                key,
+            }
+        })
+    }
+
+    /// A `configMap` volume or projected source (kubelet `configmap.MakePayload`): `data`
+    /// and `binaryData` keys both become files.
+    fn config_map(
+        &mut self,
+        name: &str,
+        items: Option<&Vec<KeyToPath>>,
+        optional: bool,
+        default_mode: i32,
+    ) -> Result<(), VolumeError> {
+        let Some(map) = self.sources.config_map(name) else {
+            if optional {
+                return Ok(());
+            }
+            return Err(VolumeError::ConfigMapNotFound {
+                container: self.container.to_owned(),
+                volume: self.volume.to_owned(),
+                namespace: self.pod.namespace.clone(),
+                name: name.to_owned(),
+            });
+        };
+        let values: Vec<(String, SecretValue)> = map
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), SecretValue::from(v.as_str())))
+            .chain(
+                map.binary_data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))),
+            )
+            .collect();
+        let all: Vec<(&String, &SecretValue)> = values.iter().map(|(k, v)| (k, v)).collect();
+        self.keys(&all, items, optional, default_mode, |key| {
+            VolumeError::ConfigMapKeyNotFound {
+                container: self.container.to_owned(),
+                volume: self.volume.to_owned(),
+                namespace: self.pod.namespace.clone(),
+                name: name.to_owned(),
+                key,
+            }
+        })
+    }
+
+    /// Every key, or the `items`, of one object.
+    fn keys(
+        &mut self,
+        all: &[(&String, &SecretValue)],
+        items: Option<&Vec<KeyToPath>>,
+        optional: bool,
+        default_mode: i32,
+        missing: impl Fn(String) -> VolumeError,
+    ) -> Result<(), VolumeError> {
+        match items.filter(|i| !i.is_empty()) {
+            None => {
+                for (key, value) in all {
+                    self.payload
+                        .insert((*key).clone(), file(value, default_mode));
+                }
+            }
+            Some(items) => {
+                for item in items {
+                    match all.iter().find(|(k, _)| **k == item.key) {
+                        Some((_, value)) => {
+                            self.payload.insert(
+                                item.path.clone(),
+                                file(value, item.mode.unwrap_or(default_mode)),
+                            );
+                        }
+                        None if optional => {}
+                        None => return Err(missing(item.key.clone())),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A `downwardAPI` volume or projected source.
+    fn downward(
+        &mut self,
+        items: Option<&Vec<DownwardAPIVolumeFile>>,
+        default_mode: i32,
+    ) -> Result<(), VolumeError> {
+        for item in items.into_iter().flatten() {
+            let value = if let Some(f) = &item.field_ref {
+                self.pod.field(f, true)
+            } else if let Some(r) = &item.resource_field_ref {
+                self.pod.resource(r, self.container)
+            } else {
+                continue;
+            };
+            let value = value.map_err(|source| VolumeError::Downward {
+                container: self.container.to_owned(),
+                volume: self.volume.to_owned(),
+                path: item.path.clone(),
+                source,
+            })?;
+            let mode = item.mode.unwrap_or(default_mode);
+            self.payload.insert(
+                item.path.clone(),
+                file(&SecretValue::from(value.as_str()), mode),
+            );
+        }
+        Ok(())
+    }
+
+    /// A projected `serviceAccountToken` source: the current token, mode `defaultMode`.
+    fn token(
+        &mut self,
+        projection: &ServiceAccountTokenProjection,
+        default_mode: i32,
+    ) -> Result<(), VolumeError> {
+        let unavailable = |reason: String| VolumeError::Token {
+            container: self.container.to_owned(),
+            volume: self.volume.to_owned(),
+            path: projection.path.clone(),
+            reason,
+        };
+        let spec = token_spec(projection).map_err(unavailable)?;
+        let token = self
+            .sources
+            .token(&spec)
+            .ok_or_else(|| unavailable("no token was issued".to_owned()))?;
+        self.payload
+            .insert(projection.path.clone(), file(token, default_mode));
+        Ok(())
+    }
 }
 
 fn find_volume<'a>(spec: &'a PodSpec, name: &str) -> Option<&'a Volume> {
@@ -305,6 +526,11 @@ spec:
             .spec
     }
 
+    fn info(yaml: &str) -> PodInfo {
+        let t = crate::manifest::parse_manifest(yaml).expect("manifest");
+        PodInfo::new(&t, "default", crate::downward::LocalFacts::for_tests())
+    }
+
     fn contents(p: &Payload) -> Vec<(String, String, u32)> {
         p.iter()
             .map(|(k, f)| {
@@ -330,8 +556,14 @@ spec:
         );
         let refs = volume_references(&spec, &plans);
         assert_eq!(refs.secrets.iter().collect::<Vec<_>>(), ["db-secret"]);
-        let (payload, _) =
-            volume_payload(&spec, "secret-volume", "app", "default", &sources()).expect("p");
+        let (payload, _) = volume_payload(
+            &spec,
+            "secret-volume",
+            "app",
+            &info(GUIDE_VOLUME_POD),
+            &sources(),
+        )
+        .expect("p");
         assert_eq!(
             contents(&payload),
             [
@@ -375,11 +607,11 @@ spec:
       sources:
       - secret: {name: db-secret, items: [{key: username, path: u}]}
       - secret: {name: tls}
-      - serviceAccountToken: {path: token}
 "#;
         let spec = spec(yaml);
         let s = sources();
-        let payload = |name| volume_payload(&spec, name, "app", "default", &s);
+        let info = info(yaml);
+        let payload = |name| volume_payload(&spec, name, "app", &info, &s);
         assert_eq!(
             contents(&payload("v").expect("v").0),
             [
@@ -408,7 +640,100 @@ spec:
                 ("u".into(), "admin".into(), 0o440)
             ]
         );
-        assert_eq!(warnings.len(), 1);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn config_maps_downward_api_and_tokens() {
+        let yaml = r#"
+kind: Pod
+metadata: {name: web, labels: {b: "2", a: "1"}}
+spec:
+  containers:
+  - name: app
+    resources: {limits: {memory: 64Mi}}
+  volumes:
+  - name: cm
+    configMap: {name: settings, defaultMode: 0600}
+  - name: cmitems
+    configMap: {name: settings, items: [{key: logo, path: img/logo.bin}, {key: nokey, path: x}]}
+  - name: cmopt
+    configMap: {name: gone, optional: true}
+  - name: cmgone
+    configMap: {name: gone}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: name, fieldRef: {fieldPath: metadata.name}, mode: 0400}
+      - {path: mem, resourceFieldRef: {containerName: app, resource: limits.memory, divisor: 1Mi}}
+  - name: proj
+    projected:
+      sources:
+      - configMap: {name: settings, items: [{key: level, path: level}]}
+      - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}
+      - serviceAccountToken: {path: token, audience: vault}
+"#;
+        let spec = spec(yaml);
+        let info = info(yaml);
+        let mut s = sources();
+        let mut cm = crate::data::ConfigMapData::from_data(
+            [("level".to_owned(), "debug".to_owned())].into(),
+        );
+        cm.binary_data.insert("logo".into(), vec![0, 159, 146, 150]);
+        assert!(s.set_config_map("settings", Some(cm.clone())));
+        assert!(!s.set_config_map("settings", Some(cm)));
+        let payload = |name, s: &Sources| volume_payload(&spec, name, "app", &info, s);
+        let cm = payload("cm", &s).expect("cm").0;
+        assert_eq!(cm.keys().collect::<Vec<_>>(), ["level", "logo"]);
+        assert_eq!(cm["logo"].data.expose_secret(), [0, 159, 146, 150]);
+        assert_eq!(cm["level"].mode, 0o600);
+        assert_eq!(
+            payload("cmitems", &s).expect_err("nokey").to_string(),
+            "container \"app\": MountVolume.SetUp failed for volume \"cmitems\": configmap \
+             \"default/settings\" references non-existent config key: nokey"
+        );
+        assert!(payload("cmopt", &s).expect("opt").0.is_empty());
+        assert_eq!(
+            payload("cmgone", &s).expect_err("gone").to_string(),
+            "container \"app\": MountVolume.SetUp failed for volume \"cmgone\": configmap \
+             \"default/gone\" not found"
+        );
+        assert_eq!(
+            contents(&payload("info", &s).expect("info").0),
+            [
+                ("labels".into(), "a=\"1\"\nb=\"2\"".into(), 0o644),
+                ("mem".into(), "64".into(), 0o644),
+                ("name".into(), "web".into(), 0o400),
+            ]
+        );
+        let err = payload("proj", &s).expect_err("no token yet").to_string();
+        assert!(err.contains("serviceAccountToken \"token\""), "{err}");
+        let token = crate::data::TokenSpec {
+            audience: Some("vault".into()),
+            expiration_seconds: 3600,
+        };
+        assert_eq!(
+            volume_references(
+                &spec,
+                &mount_plans(&spec, &spec.containers[0]).expect("p").0
+            )
+            .tokens
+            .len(),
+            0,
+            "no mounts, no references"
+        );
+        s.set_token(token, "eyJ.token".into());
+        let proj = payload("proj", &s).expect("proj").0;
+        assert_eq!(
+            contents(&proj),
+            [
+                ("level".into(), "debug".into(), 0o644),
+                ("ns".into(), "default".into(), 0o644),
+                ("token".into(), "eyJ.token".into(), 0o644),
+            ]
+        );
+        assert!(!format!("{proj:?}").contains("eyJ"));
     }
 
     #[test]

@@ -1,14 +1,22 @@
 //! Where volume files live and how they appear at their `mountPath`.
 //!
-//! Files live only in memory: a private directory (mode 0700) under `/dev/shm` (a tmpfs),
-//! `coffer-run-<pid>-<n>/`, with one [`AtomicWriter`] directory per volume. A mount makes
-//! the `mountPath` a symlink to that directory:
+//! Files live only in memory, in `coffer-run-<pid>-<n>/` under `/dev/shm`, with one
+//! [`AtomicWriter`] directory per volume. Where a mount appears is `mountPath` as written,
+//! or `DIR/<mountPath>` with `--mount-root DIR` (`/etc/secrets` becomes `DIR/etc/secrets`).
+//! Two ways to get there:
 //!
-//! - without `--mount-root`, at `mountPath` as written (its parent directories are created;
-//!   an existing empty directory is replaced for the run and restored afterwards; anything
-//!   else there is an error that suggests `--mount-root`);
-//! - with `--mount-root DIR`, at `DIR/<mountPath>`: `/etc/secrets` becomes
-//!   `DIR/etc/secrets`. Only symlinks are created under DIR; the contents stay in memory.
+//! - **Private** (in a [`PrivateNamespace`]): a tmpfs of its own (mode 0700, size-limited) is
+//!   mounted on that directory, and each volume directory is bind-mounted read-only at its
+//!   mount path, as the kubelet mounts secret volumes. Only Coffer and its process see the
+//!   mounts; an existing directory at the path is covered for them alone. A missing mount
+//!   point directory is created (empty, visible on the host) and left in place: removing it
+//!   would also unmount it from any other `coffer run` using the same path, since Linux
+//!   detaches the mounts of other namespaces when their mount point is removed.
+//! - **Fallback** (no private namespace): the directory is a plain 0700 directory on the
+//!   `/dev/shm` tmpfs, and the mount path becomes a symlink to the volume directory (its
+//!   parent directories are created; an existing empty directory is replaced for the run
+//!   and restored afterwards; anything else there is an error that suggests `--mount-root`).
+//!   Only symlinks are created outside `/dev/shm`.
 //!
 //! A `subPath` mount gets a private copy of that path made at start, not updated later (as
 //! in Kubernetes, where a subPath bind mount keeps the file it was given).
@@ -22,6 +30,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use crate::AtomicWriter;
+use crate::private_mount::PrivateNamespace;
 
 /// The default base of the in-memory directory.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -84,12 +93,22 @@ pub struct Workspace {
     /// Directories created for mount paths, deepest last, removed at the end when empty.
     created_dirs: Vec<PathBuf>,
     subpaths: usize,
+    /// Set when the files are on a private tmpfs and mounts are bind mounts.
+    private: Option<PrivateNamespace>,
+    /// Bind mounts made, to detach at the end.
+    binds: Vec<PathBuf>,
 }
 
 impl Workspace {
     /// Creates `<base>/coffer-run-<pid>-<n>` with mode 0700. `mount_root` maps mount paths
-    /// (made absolute here).
-    pub fn create(base: &Path, mount_root: Option<&Path>) -> Result<Self, WorkspaceError> {
+    /// (made absolute here). With `private`, a tmpfs is mounted on the directory and mounts
+    /// are read-only bind mounts; if the tmpfs cannot be mounted, Coffer says so (info) and
+    /// falls back to the plain directory and symlinks.
+    pub fn create(
+        base: &Path,
+        mount_root: Option<&Path>,
+        private: Option<PrivateNamespace>,
+    ) -> Result<Self, WorkspaceError> {
         let pid = std::process::id();
         remove_stale(base);
         let base_err = |source| WorkspaceError::Base {
@@ -111,6 +130,17 @@ impl Workspace {
             Some(r) if r.is_relative() => Some(std::env::current_dir().map_err(base_err)?.join(r)),
             other => other.map(Path::to_path_buf),
         };
+        let private = private.and_then(|ns| match ns.mount_tmpfs(&root) {
+            Ok(()) => Some(ns),
+            Err(err) => {
+                tracing::info!(
+                    dir = %root.display(),
+                    error = %err,
+                    "cannot mount a private tmpfs; using the directory on /dev/shm and symlinks"
+                );
+                None
+            }
+        });
         Ok(Self {
             root,
             mount_root,
@@ -118,7 +148,14 @@ impl Workspace {
             replaced_dirs: Vec::new(),
             created_dirs: Vec::new(),
             subpaths: 0,
+            private,
+            binds: Vec::new(),
         })
+    }
+
+    /// Whether the files are on a private tmpfs and mounts are read-only bind mounts.
+    pub fn is_private(&self) -> bool {
+        self.private.is_some()
     }
 
     /// The private directory.
@@ -163,6 +200,10 @@ impl Workspace {
             None => source,
             Some(sub) => self.snapshot(volume, &source, sub)?,
         };
+        if let Some(ns) = self.private {
+            self.bind(ns, &target, &visible).map_err(mount_err)?;
+            return Ok(visible);
+        }
 
         match fs::symlink_metadata(&visible) {
             Ok(meta) if meta.is_dir() => {
@@ -195,6 +236,36 @@ impl Workspace {
         symlink(&target, &visible).map_err(|e| mount_err(e.to_string()))?;
         self.links.push(visible.clone());
         Ok(visible)
+    }
+
+    /// Makes a mount point at `visible` (of `target`'s type) if there is none, and
+    /// bind-mounts `target` on it read-only.
+    fn bind(&mut self, ns: PrivateNamespace, target: &Path, visible: &Path) -> Result<(), String> {
+        let is_dir = target.is_dir();
+        match fs::metadata(visible) {
+            Ok(meta) if meta.is_dir() != is_dir => {
+                let what = if is_dir { "a directory" } else { "a file" };
+                return Err(format!("{what} cannot be mounted over what is there"));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Left in place at the end: see the module docs.
+                let made = if is_dir {
+                    fs::create_dir_all(visible)
+                } else {
+                    visible
+                        .parent()
+                        .map_or(Ok(()), fs::create_dir_all)
+                        .and_then(|()| fs::File::create(visible).map(drop))
+                };
+                made.map_err(|e| e.to_string())?;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        ns.bind_read_only(target, visible)
+            .map_err(|e| format!("bind mount: {e}"))?;
+        self.binds.push(visible.to_path_buf());
+        Ok(())
     }
 
     /// Copies `source/sub` into a private directory and returns the copy's path.
@@ -271,6 +342,12 @@ fn copy_recursive(from: &Path, to: &Path) -> io::Result<()> {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        if let Some(ns) = self.private {
+            for bind in self.binds.drain(..).rev() {
+                ns.unmount(&bind);
+            }
+            ns.unmount(&self.root);
+        }
         for link in self.links.drain(..).rev() {
             let _ = fs::remove_file(&link);
         }
@@ -308,7 +385,7 @@ mod tests {
     fn mounts_under_a_mount_root_and_cleans_up() {
         let base = tempfile::tempdir().expect("base");
         let mroot = tempfile::tempdir().expect("mount root");
-        let mut ws = Workspace::create(base.path(), Some(mroot.path())).expect("ws");
+        let mut ws = Workspace::create(base.path(), Some(mroot.path()), None).expect("ws");
         let root = ws.root().to_path_buf();
         assert_eq!(
             fs::metadata(&root).expect("meta").permissions().mode() & 0o777,
@@ -358,7 +435,7 @@ mod tests {
         for d in [&dead, &alive, &other] {
             fs::create_dir(d).expect("mkdir");
         }
-        let ws = Workspace::create(base.path(), None).expect("ws");
+        let ws = Workspace::create(base.path(), None, None).expect("ws");
         assert!(!dead.exists());
         assert!(alive.exists() && other.exists());
         drop(ws);
@@ -371,7 +448,7 @@ mod tests {
         fs::create_dir_all(mroot.path().join("full")).expect("mkdir");
         fs::write(mroot.path().join("full/x"), "x").expect("write");
         fs::create_dir_all(mroot.path().join("empty")).expect("mkdir");
-        let mut ws = Workspace::create(base.path(), Some(mroot.path())).expect("ws");
+        let mut ws = Workspace::create(base.path(), Some(mroot.path()), None).expect("ws");
         ws.writer("v").write(&payload()).expect("write");
         let err = ws.mount("v", "/full", None).expect_err("not empty");
         assert!(err.to_string().contains("--mount-root"), "{err}");

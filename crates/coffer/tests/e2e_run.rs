@@ -2,150 +2,14 @@
 //! kubectl, running the guide's step 3 and step 4 Pods (with a command after `--`, since there
 //! is no image) and checking what the process sees, live updates, restarts and failures.
 
+mod run_support;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use run_support::*;
 use support::Coffer;
-
-/// The guide's step 3 (env) and step 4 (volume) Pods, joined into one container.
-const APP_POD: &str = r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: app-pod
-spec:
-  containers:
-  - name: app
-    image: nginx
-    env:
-    - name: DB_USERNAME
-      valueFrom:
-        secretKeyRef:
-          name: db-secret
-          key: username
-    - name: DB_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: db-secret
-          key: password
-    volumeMounts:
-    - name: secret-volume
-      mountPath: "/etc/secrets"
-      readOnly: true
-  volumes:
-  - name: secret-volume
-    secret:
-      secretName: db-secret
-"#;
-
-fn create_db_secret(coffer: &Coffer) {
-    coffer.ok(
-        "",
-        &[
-            "create",
-            "secret",
-            "generic",
-            "db-secret",
-            "--from-literal=username=admin",
-            "--from-literal=password=MyStrongPassword",
-        ],
-    );
-}
-
-fn write_manifest(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("app-pod.yaml");
-    std::fs::write(&path, text).expect("write manifest");
-    path
-}
-
-fn coffer_run(coffer: &Coffer, manifest: &Path, extra: &[&str], script: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    cmd.arg("run")
-        .arg("--kubeconfig")
-        .arg(&coffer.kubeconfig)
-        .arg("-f")
-        .arg(manifest)
-        .arg("--mount-root")
-        .arg(coffer.data_dir().join("mounts"))
-        .args(extra)
-        .args(["--", "sh", "-c", script])
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn output(mut cmd: Command) -> Output {
-    cmd.output().expect("run coffer run")
-}
-
-/// A running `coffer run`, stopped on drop with SIGTERM (so it removes its in-memory files
-/// and its process; SIGKILL would leave both behind), and SIGKILL after 5 s.
-struct Running(Child);
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while matches!(self.0.try_wait(), Ok(None)) {
-                if start.elapsed() > Duration::from_secs(5) {
-                    let _ = self.0.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// Lines of a running child's stdout, on a channel.
-fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits until a line equal to `want` arrives; returns how long it took.
-fn wait_for(rx: &mpsc::Receiver<String>, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    while start.elapsed() < within {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            if line == want {
-                return start.elapsed();
-            }
-            seen.push(line);
-        }
-    }
-    let tail = &seen[seen.len().saturating_sub(5)..];
-    panic!("{want:?} not seen within {within:?}; last lines: {tail:?}");
-}
 
 #[test]
 fn guide_pod_sees_env_and_files_and_exit_code_passes_through() {
@@ -158,7 +22,6 @@ fn guide_pod_sees_env_and_files_and_exit_code_passes_through() {
         echo "file-user=$(cat "$d/username") file-pass=$(cat "$d/password")"
         echo "mode=$(stat -L -c %a "$d/password")"
         echo "data=$(readlink "$d/..data" | cut -c1-2) link=$(readlink "$d/username")"
-        echo "shm=$(readlink -f "$d" | cut -d/ -f1-3)"
         exit 7"#;
     let out = output(coffer_run(&coffer, &manifest, &[], script));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -167,13 +30,16 @@ fn guide_pod_sees_env_and_files_and_exit_code_passes_through() {
     let want = "user=admin pass=MyStrongPassword\n\
                 file-user=admin file-pass=MyStrongPassword\n\
                 mode=644\n\
-                data=.. link=..data/username\n\
-                shm=/dev/shm\n";
+                data=.. link=..data/username\n";
     assert_eq!(stdout, want, "{stderr}");
     assert!(!stderr.contains("MyStrongPassword"), "{stderr}");
+    // As root the mount point is an empty directory left in place (see docs/run.md); the
+    // files are gone with the private tmpfs.
+    let mount = coffer.data_dir().join("mounts/etc/secrets");
     assert!(
-        !coffer.data_dir().join("mounts").exists(),
-        "mounts are removed when the process ends"
+        std::fs::read_dir(&mount).map_or(true, |mut d| d.next().is_none()),
+        "no files are left at {}",
+        mount.display()
     );
 }
 
@@ -374,7 +240,7 @@ fn restart_passes_new_env_and_signal_reaches_the_process() {
 }
 
 #[test]
-fn mount_path_as_written_and_files_kept_when_the_api_goes_away() {
+fn fallback_symlink_at_the_path_as_written_and_files_kept_when_the_api_goes_away() {
     let mut coffer = Coffer::start(&[]);
     create_db_secret(&coffer);
     // An absolute mountPath that coffer may create: used as written, no --mount-root.
@@ -386,8 +252,11 @@ fn mount_path_as_written_and_files_kept_when_the_api_goes_away() {
             &format!("{:?}", at.display().to_string()),
         ),
     );
+    // Without a private mount namespace (forced here; the tests run as root) the mount path
+    // is a symlink into a 0700 directory on /dev/shm.
     let script = format!(
-        r#"while true; do echo "$(cat {0}/username) ${{COFFER_MOUNT_ROOT-none}}"; sleep 0.1; done"#,
+        r#"echo "shm=$(readlink -f {0} | cut -d/ -f1-3) $(stat -c %a "$(dirname "$(dirname "$(readlink {0})")")")"
+        while true; do echo "$(cat {0}/username) ${{COFFER_MOUNT_ROOT-none}}"; sleep 0.1; done"#,
         at.display()
     );
     let mut child = Running(
@@ -397,6 +266,7 @@ fn mount_path_as_written_and_files_kept_when_the_api_goes_away() {
             .arg(&coffer.kubeconfig)
             .arg("-f")
             .arg(&manifest)
+            .arg("--no-private-mount")
             .args(["--", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -405,6 +275,7 @@ fn mount_path_as_written_and_files_kept_when_the_api_goes_away() {
             .expect("spawn"),
     );
     let rx = lines(&mut child);
+    wait_for(&rx, "shm=/dev/shm 700", Duration::from_secs(20));
     wait_for(&rx, "admin none", Duration::from_secs(20));
     assert!(
         std::fs::symlink_metadata(&at)
@@ -438,11 +309,17 @@ fn update_to_file_latency() {
     create_db_secret(&coffer);
     let manifest = write_manifest(coffer.data_dir(), APP_POD);
     let child = Running(
-        coffer_run(&coffer, &manifest, &[], "exec sleep 600")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
+        // The test reads the files from outside the process: no private mount.
+        coffer_run(
+            &coffer,
+            &manifest,
+            &["--no-private-mount"],
+            "exec sleep 600",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn"),
     );
     let file = coffer.data_dir().join("mounts/etc/secrets/password");
     let start = Instant::now();
@@ -507,11 +384,17 @@ fn a_reader_never_sees_a_mix_over_1000_updates() {
     );
     let manifest = write_manifest(coffer.data_dir(), APP_POD);
     let child = Running(
-        coffer_run(&coffer, &manifest, &[], "exec sleep 600")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
+        // The test reads the files from outside the process: no private mount.
+        coffer_run(
+            &coffer,
+            &manifest,
+            &["--no-private-mount"],
+            "exec sleep 600",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn"),
     );
     let volume = coffer.data_dir().join("mounts/etc/secrets");
     let start = Instant::now();
@@ -599,7 +482,13 @@ fn a_burst_of_updates_gives_one_signal() {
     let manifest = write_manifest(coffer.data_dir(), APP_POD);
     let script = r#"trap 'echo hup' HUP
         echo ready; while true; do sleep 0.05; done"#;
-    let mut cmd = coffer_run(&coffer, &manifest, &["--on-change", "signal:HUP"], script);
+    // The test reads the file from outside the process: no private mount.
+    let mut cmd = coffer_run(
+        &coffer,
+        &manifest,
+        &["--on-change", "signal:HUP", "--no-private-mount"],
+        script,
+    );
     let mut child = Running(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::null())

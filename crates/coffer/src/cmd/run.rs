@@ -5,8 +5,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use coffer_agent::{ClientOptions, OnChange, RunOptions, SHM_DIR};
+use coffer_agent::{ClientOptions, OnChange, PrivateNamespace, RunOptions, SHM_DIR};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,7 +18,10 @@ Examples:
   coffer run -f app-pod.yaml --on-change restart -- ./server   (new env values need a restart)
 
 The server is found as kubectl finds it: --kubeconfig, then $KUBECONFIG, then ~/.kube/config.
-Files live in a private directory under /dev/shm and are removed when the process ends.
+Files live in memory only: as root (or with CAP_SYS_ADMIN), on a private tmpfs in a private
+mount namespace, bind-mounted read-only at each mountPath for the process alone; otherwise in a
+0700 directory under /dev/shm, with a symlink at each mountPath. They are removed when the
+process ends.
 Exit status: the process's own (128 + N when signal N ended it); 1 when it could not start.";
 
 /// Flags of `coffer run`.
@@ -60,6 +64,16 @@ pub struct Args {
     #[arg(long)]
     inherit_env: bool,
 
+    /// Do not make a private mount namespace even where permitted: keep the files in a
+    /// directory under --shm-dir and make each mountPath a symlink to it.
+    #[arg(long)]
+    no_private_mount: bool,
+
+    /// Replace ServiceAccount tokens at the latest when they are this old (they are replaced
+    /// anyway at 80% of their lifetime), like 90s, 10m or 24h.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    token_max_age: Duration,
+
     /// The memory-backed directory for volume files.
     #[arg(long, value_name = "DIR", default_value = SHM_DIR)]
     shm_dir: PathBuf,
@@ -71,7 +85,7 @@ pub struct Args {
 
 /// Runs `coffer run`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = RunOptions {
+    let mut options = RunOptions {
         manifest: args.filename,
         container: args.container,
         command: args.command,
@@ -84,7 +98,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shm_dir: args.shm_dir,
         on_change: args.on_change,
         inherit_env: args.inherit_env,
+        private_namespace: None,
+        token_max_age: args.token_max_age,
     };
+    // unshare(CLONE_NEWNS) moves only the calling thread: this must happen here, on the main
+    // thread, before the runtime starts its threads (they then inherit the namespace).
+    if !args.no_private_mount {
+        match PrivateNamespace::enter() {
+            Ok(ns) => options.private_namespace = Some(ns),
+            Err(err) => tracing::info!(
+                "no private mount namespace ({err}); volume files go in a directory under {} \
+                 and mount paths become symlinks",
+                options.shm_dir.display()
+            ),
+        }
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     // Each coffer-agent message already ends with its cause; `anyhow!` keeps the one line so
     // `{:#}` does not repeat the chain.
@@ -92,4 +120,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .block_on(coffer_agent::run(options))
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// `90s`, `10m`, `24h` or plain seconds; at least one second.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 10m or 24h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?} is not a duration like 90s, 10m or 24h")),
+    };
+    if seconds == 0 {
+        return Err("the duration must be at least 1s".to_owned());
+    }
+    Ok(Duration::from_secs(seconds))
 }
