@@ -11,24 +11,35 @@
 //! `validate_*_create` / `validate_*_update` for Secret, ConfigMap, Namespace and
 //! ServiceAccount, [`LabelSelector`] / [`FieldSelector`], [`strategic_merge`],
 //! [`apply_merge_patch`], [`apply_json_patch`], and [`age`] for the Table `Age` column. Secret
-//! data never enters an error text.
+//! data never enters an error text. Server-side apply and `managedFields` are [`apply`] and
+//! [`update_managed_fields`] over an [`ApplySchema`], with field sets in `FieldsV1` form
+//! ([`FieldSet`]).
 //!
 //! What this crate is not: it opens no files or sockets, starts no runtime, and logs nothing.
 #![forbid(unsafe_code)]
 
 mod age;
+mod apply;
+mod apply_schema;
 mod codec;
 mod field_error;
 mod field_selector;
+mod fieldpath;
 mod go_json;
 mod names;
 mod object_meta;
 mod patch;
 mod selectors;
+mod typed;
 mod validation;
 
 // The public interface.
 pub use age::{age, human_duration};
+pub use apply::{
+    ApplyError, BEFORE_FIRST_APPLY, Conflict, Conflicts, FIELD_MANAGER_MAX_LEN, FieldManager,
+    LAST_APPLIED_ANNOTATION, apply, update_managed_fields,
+};
+pub use apply_schema::ApplySchema;
 pub use codec::{
     CodecError, PROTOBUF_MAGIC, RequestObject, StorageObject, decode_from_storage, decode_request,
     encode_for_storage, prepare_for_storage,
@@ -38,6 +49,7 @@ pub use field_error::{
     invalid_message, key_path,
 };
 pub use field_selector::{FieldRequirement, FieldSelector};
+pub use fieldpath::{FieldPath, FieldSet, FieldsV1Error, PathElement};
 pub use go_json::json_object_error;
 pub use k8s_openapi;
 pub use names::{
@@ -53,6 +65,7 @@ pub use object_meta::{
 };
 pub use patch::{PatchError, apply_json_patch, apply_merge_patch, strategic_merge};
 pub use selectors::{LabelSelector, Operator, Requirement, RequirementError, SelectorError};
+pub use typed::SchemaError;
 pub use validation::{
     MAX_SECRET_SIZE, SERVICE_ACCOUNT_NAME_ANNOTATION, merge_string_data, secret_type,
     validate_configmap_create, validate_configmap_update, validate_namespace_create,

@@ -88,6 +88,33 @@ impl Coffer {
         String::from_utf8(out.stderr).expect("utf8")
     }
 
+    /// Runs `kubectl edit args` with an editor that runs the shell command `edit` on the
+    /// file (`$1`), asserting success and returning stdout.
+    pub fn edit(&self, version: &str, edit: &str, args: &[&str]) -> String {
+        let editor = self.dir.path().join("editor.sh");
+        std::fs::write(&editor, format!("#!/bin/sh\n{edit}\n")).expect("write editor");
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&editor)
+            .status()
+            .expect("chmod");
+        let out = Command::new(kubectl_binary(version))
+            .env("KUBE_EDITOR", &editor)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("edit")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl edit");
+        assert!(
+            out.status.success(),
+            "kubectl {version} edit {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
     /// The embedded store file.
     pub fn store_file(&self) -> PathBuf {
         self.dir.path().join("coffer.redb")
