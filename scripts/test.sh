@@ -51,6 +51,12 @@ done
 # Debian's etcd-server package starts a system etcd on 2379; tests use their own members on
 # free ports, so it is left alone.
 
+# Keep the build small: a full debug build of the workspace and its test binaries with full
+# debug info and incremental caches passes 50 GB; line tables keep backtraces readable.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+export CARGO_PROFILE_TEST_DEBUG=line-tables-only
+
 # --- checks ------------------------------------------------------------------------------
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
