@@ -6,7 +6,9 @@
 //! and decides each Secret write with a pure function ([`sync::plan`]). [`sync::sync_one`] is
 //! the whole reconciler over the [`sync::KubeAccess`] trait; a controller only has to feed it
 //! ExternalSecrets and implement that trait, [`sync::StoreLookup`] and
-//! [`provider::CredentialSource`].
+//! [`provider::CredentialSource`]. [`controller`] is that controller over the `kube` client
+//! (watcher → reflector store → reconciler), the one code path `coffer serve` runs inside
+//! itself and `coffer sync --kubeconfig` runs against any API server.
 //!
 //! Where it differs from ESO, on purpose: fetches are shared per (store, key, version) per
 //! refresh window ([`sync::FetchCache`]); unchanged data never rewrites a Secret; a provider
@@ -16,6 +18,7 @@
 //! and never appear in errors, conditions or logs.
 #![forbid(unsafe_code)]
 
+pub mod controller;
 mod duration;
 pub mod provider;
 pub mod sync;

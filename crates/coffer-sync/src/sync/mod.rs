@@ -20,7 +20,9 @@ pub use plan::{
     BASE_BACKOFF, MAX_BACKOFF, Plan, SecretWrite, backoff, data_hash, plan, should_refresh,
     since_window_start, sync_version, until_next_window,
 };
-pub use resolve::{Desired, StoreLookup, SyncContext, SyncError, resolve};
+pub use resolve::{
+    Desired, PROVIDER_TTL, StoreLookup, SyncContext, SyncError, resolve, selector_matches,
+};
 
 use crate::types::{ANNOTATION_FORCE_SYNC, ExternalSecret, ExternalSecretStatus};
 

@@ -67,7 +67,20 @@ impl SyncError {
 pub trait StoreLookup: Send + Sync {
     /// The store, if it exists.
     fn store(&self, kind: StoreKind, namespace: &str, name: &str) -> Option<SecretStore>;
+
+    /// The labels of a Namespace, for ClusterSecretStore `conditions[].namespaceSelector`.
+    /// `None` (the default: unknown) makes a selector condition deny, so an unknown
+    /// namespace never gets a cluster store's credentials.
+    fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        let _ = namespace;
+        None
+    }
 }
+
+/// How long a built provider (and the credentials it read: keys from Secrets,
+/// ServiceAccount tokens) is reused before it is built again, so rotated credentials and
+/// short-lived tokens are picked up without a change to the store.
+pub const PROVIDER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What the Secret should contain.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -93,9 +106,13 @@ pub struct SyncContext {
     pub cache: FetchCache,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Providers by store identity (rebuilt when the store's resourceVersion changes).
-    providers: Mutex<HashMap<String, Arc<dyn Provider>>>,
+    /// Providers by store identity with when they were built (rebuilt when the store's
+    /// resourceVersion changes or after [`PROVIDER_TTL`]).
+    providers: Mutex<HashMap<String, BuiltProvider>>,
 }
+
+/// A provider and when it was built.
+type BuiltProvider = (Instant, Arc<dyn Provider>);
 
 impl std::fmt::Debug for SyncContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,18 +154,21 @@ impl SyncContext {
                 kind: r.kind,
                 name: r.name.clone(),
             })?;
-        if r.kind == StoreKind::ClusterSecretStore && !cluster_store_allows(&store, es_ns) {
+        if r.kind == StoreKind::ClusterSecretStore
+            && !cluster_store_allows(&store, es_ns, self.stores.as_ref())
+        {
             return Err(SyncError::StoreForbidden(r.name.clone()));
         }
         let rv = store.metadata.resource_version.clone().unwrap_or_default();
         // Cluster stores resolve credentials per namespace only through explicit namespaces,
         // so one provider serves every namespace.
         let identity = format!("{:?}/{store_ns}/{}@{rv}", r.kind, r.name);
-        if let Some(p) = self
+        if let Some((built, p)) = self
             .providers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&identity)
+            && built.elapsed() < PROVIDER_TTL
         {
             return Ok((identity, p.clone()));
         }
@@ -159,7 +179,7 @@ impl SyncContext {
         let p = build_provider(&store, scope, self.creds.as_ref()).await?;
         let mut map = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|k, _| !k.starts_with(&format!("{:?}/{store_ns}/{}@", r.kind, r.name)));
-        map.insert(identity.clone(), p.clone());
+        map.insert(identity.clone(), (Instant::now(), p.clone()));
         Ok((identity, p))
     }
 
@@ -204,9 +224,11 @@ impl SyncContext {
     }
 }
 
-/// Whether a ClusterSecretStore's `conditions` let `namespace` use it (names and regexes;
-/// label selectors need the Namespace object and are checked by the controller).
-fn cluster_store_allows(store: &SecretStore, namespace: &str) -> bool {
+/// Whether a ClusterSecretStore's `conditions` let `namespace` use it, as ESO's
+/// `validateStoreNamespaceConditions`: no conditions allow every namespace; otherwise some
+/// condition must match by name, by regex, or by `namespaceSelector` on the Namespace's
+/// labels (unknown labels never match).
+fn cluster_store_allows(store: &SecretStore, namespace: &str, lookup: &dyn StoreLookup) -> bool {
     let conds = &store.spec.conditions;
     conds.is_empty()
         || conds.iter().any(|c| {
@@ -214,8 +236,22 @@ fn cluster_store_allows(store: &SecretStore, namespace: &str) -> bool {
                 || c.namespace_regexes
                     .iter()
                     .any(|r| regex::Regex::new(r).is_ok_and(|re| re.is_match(namespace)))
-                || (c.namespaces.is_empty() && c.namespace_regexes.is_empty())
+                || c.namespace_selector.as_ref().is_some_and(|sel| {
+                    lookup
+                        .namespace_labels(namespace)
+                        .is_some_and(|labels| selector_matches(sel, &labels))
+                })
         })
+}
+
+/// Whether a label selector (`matchLabels` and `matchExpressions`) matches `labels`; a
+/// selector that does not parse matches nothing.
+pub fn selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    use kube::core::SelectorExt as _;
+    kube::core::Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
 }
 
 /// Builds what `es`'s Secret should hold, fetching through the cache. `not_before` is the

@@ -73,7 +73,9 @@ pub struct SecretStoreRef {
 }
 
 /// Which kind of store a reference names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum StoreKind {
     /// A namespaced `SecretStore` in the ExternalSecret's namespace.
     #[default]

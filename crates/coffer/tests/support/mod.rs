@@ -15,18 +15,39 @@ pub struct Coffer {
     child: Child,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    /// How the server was started (kept for [`Coffer::restart`]).
+    launch: Launch,
+}
+
+/// What `coffer serve` gets besides its flags: environment variables, and whether the
+/// built-in ExternalSecret controller runs. Tests written before the controller existed
+/// start without it ([`Coffer::start`] passes `--disable-sync`), so its list/watch
+/// requests and status writes never show up in their audit logs or objects.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// Extra environment variables for the server process.
+    pub env: Vec<(String, String)>,
+    /// Run the built-in sync controller (on by default in `coffer serve` itself).
+    pub sync: bool,
 }
 
 impl Coffer {
     /// Starts `coffer serve` on the embedded store with `extra` flags and waits until it
-    /// prints its `export KUBECONFIG=` line (it is then listening).
+    /// prints its `export KUBECONFIG=` line (it is then listening). The built-in sync
+    /// controller is off; see [`Coffer::start_with`].
     pub fn start(extra: &[&str]) -> Coffer {
+        Self::start_with(extra, Launch::default())
+    }
+
+    /// Like [`Coffer::start`], with an environment and the sync controller as `launch` says.
+    pub fn start_with(extra: &[&str], launch: Launch) -> Coffer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, kubeconfig) = spawn_serve(dir.path(), extra);
+        let (child, kubeconfig) = spawn_serve(dir.path(), extra, &launch);
         Coffer {
             child,
             dir,
             kubeconfig,
+            launch,
         }
     }
 
@@ -37,7 +58,7 @@ impl Coffer {
         if self.child.try_wait().ok().flatten().is_none() {
             self.stop();
         }
-        let (child, kubeconfig) = spawn_serve(self.dir.path(), extra);
+        let (child, kubeconfig) = spawn_serve(self.dir.path(), extra, &self.launch);
         self.child = child;
         self.kubeconfig = kubeconfig;
     }
@@ -140,7 +161,7 @@ impl Coffer {
 
 /// Starts `coffer serve` in `dir` and waits for its `export KUBECONFIG=` line. Its stderr (the
 /// log) is appended to `<dir>/serve.log`.
-fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+fn spawn_serve(dir: &Path, extra: &[&str], launch: &Launch) -> (Child, PathBuf) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -150,6 +171,8 @@ fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
         .args(["serve", "--secure-port", "0", "--data-dir"])
         .arg(dir)
         .args(extra)
+        .args((!launch.sync).then_some("--disable-sync"))
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
