@@ -454,3 +454,106 @@ fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).expect("read");
     out
 }
+
+/// ESO's fan-out: a ClusterExternalSecret stamps its ExternalSecret into namespaces named or
+/// matching a selector, follows Namespace changes, and removes it where it stops matching.
+#[test]
+fn cluster_external_secret_fans_out_into_matching_namespaces() {
+    let c = Coffer::start_with(
+        &[],
+        Launch {
+            sync: true,
+            ..Launch::default()
+        },
+    );
+    for ns in ["team-a", "team-b", "team-c"] {
+        c.ok("1.33", &["create", "namespace", ns]);
+    }
+    c.ok("1.33", &["label", "namespace", "team-a", "env=prod"]);
+    let file = c.data_dir().join("ces.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: external-secrets.io/v1
+kind: ClusterExternalSecret
+metadata:
+  name: shared
+spec:
+  externalSecretName: db
+  externalSecretMetadata:
+    labels:
+      team: platform
+  namespaceSelectors:
+  - matchLabels:
+      env: prod
+  namespaces:
+  - team-b
+  refreshTime: 1m
+  externalSecretSpec:
+    refreshInterval: 1h
+    secretStoreRef:
+      name: aws-secretsmanager
+      kind: ClusterSecretStore
+    target:
+      name: db
+    dataFrom:
+    - extract:
+        key: db
+"#,
+    )
+    .expect("write");
+    c.ok("1.33", &["apply", "-f", file.to_str().expect("utf8")]);
+    let has_es = |ns: &str| {
+        c.kubectl("1.33", &["get", "externalsecret", "db", "-n", ns])
+            .status
+            .success()
+    };
+    wait_until(
+        "ExternalSecrets in team-a and team-b",
+        Duration::from_secs(20),
+        || has_es("team-a") && has_es("team-b"),
+    );
+    assert!(!has_es("team-c") && !has_es("default"));
+    let es: Value = serde_json::from_str(&c.ok(
+        "1.33",
+        &["get", "externalsecret", "db", "-n", "team-a", "-o", "json"],
+    ))
+    .expect("json");
+    assert_eq!(es["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        es["metadata"]["ownerReferences"][0]["kind"],
+        "ClusterExternalSecret"
+    );
+    assert_eq!(es["spec"]["secretStoreRef"]["name"], "aws-secretsmanager");
+
+    // A Namespace that starts matching gets one; a namespace dropped from the list loses it.
+    c.ok("1.33", &["label", "namespace", "team-c", "env=prod"]);
+    wait_until("team-c follows its label", Duration::from_secs(20), || {
+        has_es("team-c")
+    });
+    c.ok(
+        "1.33",
+        &[
+            "patch",
+            "clusterexternalsecret",
+            "shared",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"namespaces":[]}}"#,
+        ],
+    );
+    wait_until(
+        "team-b's ExternalSecret removed",
+        Duration::from_secs(20),
+        || !has_es("team-b"),
+    );
+    let ces: Value = serde_json::from_str(&c.ok(
+        "1.33",
+        &["get", "clusterexternalsecret", "shared", "-o", "json"],
+    ))
+    .expect("json");
+    assert_eq!(
+        ces["status"]["provisionedNamespaces"],
+        serde_json::json!(["team-a", "team-c"]),
+        "{ces}"
+    );
+}

@@ -137,8 +137,10 @@ async fn status(c: &ClientArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `coffer serve`'s flags for the built-in controller.
+/// `coffer serve`'s flags for the built-in controller. The group id is explicit because
+/// other commands' flattened `ServeArgs` would otherwise share clap's default (the name).
 #[derive(clap::Args)]
+#[group(id = "sync-serve-args")]
 pub struct ServeArgs {
     /// Do not run the built-in ExternalSecret controller (same as --sync=false); run
     /// `coffer sync --kubeconfig` elsewhere instead.
