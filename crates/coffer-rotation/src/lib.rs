@@ -18,10 +18,12 @@
 //! [`FileStore`] serve tests.
 #![forbid(unsafe_code)]
 
+mod controller;
 mod engine;
 mod error;
 mod file_store;
 mod generate;
+mod kube_store;
 mod postgres;
 mod rotation;
 mod schedule;
@@ -32,11 +34,17 @@ mod store;
 mod validate;
 
 // The public interface.
+pub use controller::{
+    ControllerError, ControllerOptions, ROTATE_NOW_ANNOTATION, connect, prometheus_text, run,
+};
 pub use engine::Engine;
 pub use error::{Error, GenerateError, Result, SpecError, StoreError, TargetError};
 pub use file_store::FileStore;
 pub use generate::password::{DEFAULT_SYMBOLS, generate_password};
 pub use generate::{GenerateContext, Generated, TLS_SECRET_TYPE, generate};
+pub use kube_store::{
+    COMPANION_LABEL, COMPANION_SUFFIX, COMPANION_TYPE, KubeStore, companion_name, rotation_resource,
+};
 pub use postgres::{PostgresRotator, quote_ident, quote_literal};
 pub use rotation::{NoTarget, Observer, Outcome, Rotation, StepContext, Target};
 pub use schedule::{

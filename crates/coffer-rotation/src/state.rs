@@ -112,6 +112,10 @@ pub struct RotationStatus {
     /// Failures since the last success.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_failures: u32,
+    /// The value of the `coffer.dev/rotate-now` annotation last acted on: a different value
+    /// asks the controller for a rotation now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_now_handled: Option<String>,
     /// Kubernetes-style conditions: `Ready` (the current value is good) and `Rotating`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

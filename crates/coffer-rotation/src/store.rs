@@ -71,7 +71,8 @@ impl StagedSecret {
 ///
 /// Every write is a compare-and-swap: `expected = None` means "must not exist", `Some(r)` means
 /// "must still be at revision `r`"; a lost race is [`StoreError::Conflict`] and changes nothing.
-/// A write that returned `Ok` is durable (it survives a crash of this process).
+/// A write that returned `Ok` is durable (it survives a crash of this process). A write that
+/// changes nothing may keep the revision it was made at (the Kubernetes API server does).
 #[async_trait]
 pub trait RotationStore: Send + Sync {
     /// The status of rotation `name`, or `None` when none was saved yet.
@@ -243,6 +244,12 @@ pub async fn check_store_conformance(store: &dyn RotationStore) -> Result<(), St
     ) {
         return fail("create over an existing status did not conflict");
     }
+    // A changed value: a store over Kubernetes keeps the revision of a write that changes
+    // nothing (as the API server does), so the second write must differ.
+    let status = RotationStatus {
+        current_version: 8,
+        ..RotationStatus::default()
+    };
     let r2 = store
         .save_status("r", &status, Some(r1))
         .await
@@ -262,7 +269,7 @@ pub async fn check_store_conformance(store: &dyn RotationStore) -> Result<(), St
         _ => return fail("load did not return what was saved"),
     }
     let secret = StagedSecret {
-        secret_type: Some("kubernetes.io/tls".into()),
+        secret_type: Some("coffer.dev/conformance".into()),
         current: [("k", "v")].into_iter().collect(),
         current_version: 2,
         pending: Some(StagedValue {

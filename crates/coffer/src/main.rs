@@ -30,6 +30,9 @@ enum Command {
     Secret(cmd::secret::Command),
     /// Sync ExternalSecrets (External Secrets Operator manifests) into Secrets.
     Sync(cmd::sync::Args),
+    /// Rotate Secrets: now, status, and the SecretRotation controller.
+    #[command(subcommand)]
+    Rotate(cmd::rotate::Command),
     /// Tools for a Coffer store: status, compaction, rewrap after key rotation, verify encryption.
     #[command(subcommand)]
     Storage(cmd::storage::Command),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Secret(command) => cmd::secret::run(command),
         Command::Audit(command) => cmd::audit::run(command),
         Command::Sync(args) => cmd::sync::run(args),
+        Command::Rotate(command) => cmd::rotate::run(command),
     };
     match result {
         Ok(code) => code,

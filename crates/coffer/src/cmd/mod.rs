@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod kms_plugin;
+pub mod rotate;
 pub mod run;
 pub mod scan;
 pub mod secret;

@@ -90,6 +90,8 @@ pub struct Args {
     secret_recovery_window: i64,
     #[command(flatten)]
     sync: super::sync::ServeArgs,
+    #[command(flatten)]
+    rotation: super::rotate::RotationServeArgs,
 }
 
 /// `90s`, `15m`, `24h` or plain seconds.
@@ -166,10 +168,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("coffer: serving the Kubernetes API on https://{addr} (storage: {where_})");
         println!("export KUBECONFIG={}", server.kubeconfig().display());
         let sync = super::sync::Builtin::start(&args.sync, server.kubeconfig()).await;
+        let rotation = super::rotate::Builtin::start(&args.rotation, server.kubeconfig()).await;
         server
             .run(async move {
                 shutdown_signal().await;
                 sync.stop().await;
+                rotation.stop().await;
             })
             .await?;
         eprintln!("coffer: stopped");
