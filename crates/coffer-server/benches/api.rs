@@ -55,6 +55,15 @@ fn process_cpu_us() -> f64 {
     (ticks(11) + ticks(12)) * 10_000.0
 }
 
+/// `COFFER_BENCH_OBJECT_CACHE` (bytes; default: the server's default) sizes the object
+/// cache, so a run with `0` measures every request decrypting and encoding.
+fn object_cache_bytes() -> usize {
+    std::env::var("COFFER_BENCH_OBJECT_CACHE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(coffer_server::DEFAULT_OBJECT_CACHE_BYTES)
+}
+
 /// Whether the scenario is selected by `COFFER_BENCH_ONLY` (comma-separated `get`, `rbac`,
 /// `list`; unset = all), for profiling one scenario at a time.
 fn selected(scenario: &str) -> bool {
@@ -221,6 +230,7 @@ fn main() {
             secret_list_policy: SecretListPolicy::default(),
             access: AccessOptions::default(),
             secret_history: HistoryOptions::default(),
+            object_cache_bytes: object_cache_bytes(),
         })
         .await
         .expect("bind");

@@ -10,8 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use coffer_access::RequestAttributes;
 use coffer_audit::{
@@ -64,12 +63,16 @@ impl AuditNotes {
 /// The layer: decides the level, writes `RequestReceived`, runs the request, writes
 /// `ResponseComplete`. A failing audit log fails the request closed (500), as kube-apiserver's
 /// blocking backend does, so nothing happens unaudited.
-pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn audit<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let Some(auditor) = state.audit.as_ref() else {
-        return next.run(req).await;
+        return next(req).await;
     };
     let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
-        return next.run(req).await;
+        return next(req).await;
     };
     let received = MicroTime::now();
     let request_attrs = coffer_access::request_attributes(
@@ -80,7 +83,7 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
     let attrs = attributes(&user, &request_attrs, req.uri().path());
     let config = auditor.policy.decide(&attrs);
     if config.level == Level::None {
-        return next.run(req).await;
+        return next(req).await;
     }
     let audit_id = uuid::Uuid::new_v4().to_string();
     let uri = req.uri().to_string();
@@ -120,7 +123,7 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
     } else {
         None
     };
-    let mut response = next.run(req).await;
+    let mut response = next(req).await;
     let response_body = if event.level >= Level::RequestResponse && !is_stream(&response) {
         let (parts, body) = response.into_parts();
         let bytes = body

@@ -3,8 +3,9 @@
 //! caller may not make. Members of `system:masters` skip the snapshot (kube's
 //! privileged-group authorizer). Denials are worded as kube-apiserver words them.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use std::future::Future;
+
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use coffer_access::rbac::forbidden_message;
 use coffer_access::{RequestAttributes, ResourceAttributes};
@@ -16,14 +17,18 @@ use crate::status::ApiError;
 
 /// Honours `Impersonate-*` headers: each requested identity must be allowed the `impersonate`
 /// verb; the headers are then removed and the request continues as the impersonated user.
-pub async fn impersonate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn impersonate<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let parsed = coffer_access::parse_impersonation(
         req.headers()
             .iter()
             .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
     );
     let impersonation = match parsed {
-        Ok(None) => return next.run(req).await,
+        Ok(None) => return next(req).await,
         Ok(Some(i)) => i,
         Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
     };
@@ -55,24 +60,29 @@ pub async fn impersonate(State(state): State<AppState>, mut req: Request, next: 
         headers.remove(name);
     }
     req.extensions_mut().insert(impersonated);
-    next.run(req).await
+    next(req).await
 }
 
 /// Authorizes the request (verb, group, resource, subresource, namespace, name, or path) and
 /// records the decision for the audit log.
-pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut attrs = coffer_access::request_attributes(
-        req.method().as_str(),
-        req.uri().path(),
-        req.uri().query(),
-    );
-    coffer_subresource_as_parent(&mut attrs);
+pub async fn authorize<F, Fut>(state: &AppState, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(user) = req.extensions().get::<UserInfo>() else {
         return ApiError::Unauthorized.into_response();
     };
     if user.is_master() {
+        // Members of system:masters need no attributes: nothing is evaluated.
         note_decision(&req, "allow", "");
     } else {
+        let mut attrs = coffer_access::request_attributes(
+            req.method().as_str(),
+            req.uri().path(),
+            req.uri().query(),
+        );
+        coffer_subresource_as_parent(&mut attrs);
         let decision = state.rbac.policy().authorize(user, &attrs);
         if !decision.allowed {
             note_decision(&req, "forbid", &decision.reason);
@@ -80,7 +90,7 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
         }
         note_decision(&req, "allow", &decision.reason);
     }
-    next.run(req).await
+    next(req).await
 }
 
 /// Coffer's own Secret subresources are authorized as the Secret itself: reading its

@@ -16,6 +16,7 @@ mod authn;
 mod authz;
 mod body;
 mod bootstrap;
+mod cache;
 mod discovery;
 mod history;
 mod kinds;
@@ -39,6 +40,7 @@ mod withhold;
 // The public interface.
 pub use authn::UserInfo;
 pub use bootstrap::issue_client_cert;
+pub use cache::DEFAULT_OBJECT_CACHE_BYTES;
 pub use history::HistoryOptions;
 pub use server::{AccessOptions, DEFAULT_ISSUER, ServeOptions, Server, app};
 pub use state::{AppState, SecretListPolicy};

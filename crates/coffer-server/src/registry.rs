@@ -9,10 +9,11 @@
 
 use bytes::Bytes;
 use coffer_api::prepare_for_storage;
-use coffer_encryption::{ReadTransformer, Transformer};
+use coffer_encryption::{PrefixTransformers, ReadTransformer, Transformer};
 use coffer_storage::{KeyValue, Revision, Txn, TxnOutcome};
 use zeroize::Zeroizing;
 
+use crate::cache::Variant;
 use crate::kinds::ApiKind;
 use crate::state::AppState;
 use crate::status::{ApiError, ApiResult, MODIFIED};
@@ -55,16 +56,70 @@ impl AppState {
 
     /// Decrypts and decodes a stored value, setting `resourceVersion`.
     pub async fn decode<K: ApiKind>(&self, kv: &KeyValue) -> ApiResult<K> {
-        let key = String::from_utf8_lossy(&kv.key);
-        let (plain, _freshness) = self
-            .transformer::<K>()
-            .from_storage(&kv.value, &kv.key)
-            .await
-            .map_err(|e| ApiError::internal(format!("cannot decrypt {key}: {e}")))?;
-        let mut obj = K::decode(plain.expose_secret())
-            .map_err(|e| ApiError::internal(format!("cannot decode {key}: {e}")))?;
-        obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
-        Ok(obj)
+        decode_with(&self.transformer::<K>(), kv).await
+    }
+
+    /// The JSON a GET of this stored value answers (plain JSON in the request's apiVersion),
+    /// from the object cache when it holds this revision (`cache.rs`).
+    pub async fn encoded<K: ApiKind>(&self, kv: &KeyValue) -> ApiResult<Bytes> {
+        let transformer = self.transformer::<K>();
+        let variant = Variant::new(kv.mod_revision.get(), K::served_api_version(), &transformer);
+        if let Some(body) = self.objects.get(&kv.key, &variant) {
+            return Ok(body);
+        }
+        let obj: K = decode_with(&transformer, kv).await?;
+        // Sized so that serialising rarely reallocates (a reallocation leaves a copy behind).
+        let mut json = Vec::with_capacity(kv.value.len() * 2 + 256);
+        serde_json::to_writer(&mut json, &obj).map_err(ApiError::internal)?;
+        Ok(self.objects.insert(&kv.key, variant, json))
+    }
+
+    /// Reads one object as [`AppState::encoded`] JSON; 404 when missing.
+    pub async fn get_encoded<K: ApiKind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Bytes> {
+        let got = self.store.get(&self.key_of::<K>(namespace, name)).await?;
+        match got.kv {
+            Some(kv) => self.encoded::<K>(&kv).await,
+            None => Err(ApiError::NotFound {
+                resource: K::group_resource(),
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// One page of a collection as [`AppState::encoded`] JSON items, for lists that keep
+    /// every object as stored (no selector, nothing withheld). Items are decoded in parallel
+    /// chunks; cached revisions are not decoded at all.
+    pub async fn list_encoded<K: ApiKind>(
+        &self,
+        namespace: Option<&str>,
+        limit: usize,
+        start_after: Option<Bytes>,
+    ) -> ApiResult<ListPage<Bytes>> {
+        let prefix = self.prefix_of::<K>(namespace);
+        let range = self
+            .store
+            .range(&prefix, start_after.as_deref(), limit)
+            .await?;
+        let next = if range.more {
+            range.kvs.last().map(|kv| kv.key.clone())
+        } else {
+            None
+        };
+        let items = in_parallel(self, range.kvs, |state, kv| async move {
+            state.encoded::<K>(&kv).await
+        })
+        .await?
+        .into_iter()
+        .collect::<ApiResult<Vec<Bytes>>>()?;
+        Ok(ListPage {
+            items,
+            revision: range.revision,
+            next,
+        })
     }
 
     /// The bytes stored for `plain` (an object's [`plaintext`]): encrypted with `key` as AAD.
@@ -124,8 +179,15 @@ impl AppState {
             let range = self.store.range(&prefix, after.as_deref(), batch).await?;
             revision.get_or_insert(range.revision);
             let count = range.kvs.len();
-            for (i, kv) in range.kvs.iter().enumerate() {
-                let obj: K = self.decode(kv).await?;
+            let keys: Vec<Bytes> = range.kvs.iter().map(|kv| kv.key.clone()).collect();
+            let last = keys.last().cloned();
+            // Decoded in parallel; a failure counts only once the loop reaches its item.
+            let decoded = in_parallel(self, range.kvs, |state, kv| async move {
+                state.decode::<K>(&kv).await
+            })
+            .await?;
+            for (i, (obj, key)) in decoded.into_iter().zip(keys).enumerate() {
+                let obj: K = obj?;
                 if !(req.filter)(&obj) {
                     continue;
                 }
@@ -135,7 +197,7 @@ impl AppState {
                     return Ok(ListPage {
                         items,
                         revision: revision.expect("BUG: set above"),
-                        next: more.then(|| kv.key.clone()),
+                        next: more.then_some(key),
                     });
                 }
             }
@@ -146,7 +208,7 @@ impl AppState {
                     next: None,
                 });
             }
-            after = range.kvs.last().map(|kv| kv.key.clone());
+            after = last;
         }
     }
 
@@ -169,8 +231,9 @@ impl AppState {
             }
             return Ok(obj);
         }
-        match self.store.txn(Txn::create(key, value)).await? {
+        match self.store.txn(Txn::create(key.clone(), value)).await? {
             TxnOutcome::Committed { revision, .. } => {
+                self.objects.forget(&key);
                 obj.metadata_mut().resource_version = Some(revision.to_string());
                 Ok(obj)
             }
@@ -233,6 +296,7 @@ impl AppState {
                     .await?
                 {
                     TxnOutcome::Committed { revision, .. } => {
+                        self.objects.forget(&key);
                         let mut new = new;
                         new.metadata_mut().resource_version = Some(revision.to_string());
                         return Ok((new, true));
@@ -253,6 +317,7 @@ impl AppState {
                 .await?
             {
                 TxnOutcome::Committed { revision, .. } => {
+                    self.objects.forget(&key);
                     let mut new = new;
                     new.metadata_mut().resource_version = Some(revision.to_string());
                     return Ok((new, true));
@@ -314,11 +379,78 @@ impl AppState {
                 .txn(Txn::delete(key.clone(), Some(kv.mod_revision)))
                 .await?
             {
-                TxnOutcome::Committed { .. } => return Ok(current),
+                TxnOutcome::Committed { .. } => {
+                    self.objects.forget(&key);
+                    return Ok(current);
+                }
                 TxnOutcome::Failed { .. } => continue,
             }
         }
     }
+}
+
+/// Decrypts (with `transformer`) and decodes a stored value, setting `resourceVersion`.
+async fn decode_with<K: ApiKind>(transformer: &PrefixTransformers, kv: &KeyValue) -> ApiResult<K> {
+    let key = String::from_utf8_lossy(&kv.key);
+    let (plain, _freshness) = transformer
+        .from_storage(&kv.value, &kv.key)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot decrypt {key}: {e}")))?;
+    let mut obj = K::decode(plain.expose_secret())
+        .map_err(|e| ApiError::internal(format!("cannot decode {key}: {e}")))?;
+    obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+    Ok(obj)
+}
+
+/// Fewer items than this are handled inline: a task costs more than it saves.
+const PARALLEL_MIN: usize = 64;
+
+/// `f` over every item, in order, spread over the runtime's worker threads in contiguous
+/// chunks (decryption and decoding are CPU work; a LIST of 10,000 Secrets is ~100 ms of it
+/// on one core). Each chunk runs in the request's served version (`kinds::served_version`).
+async fn in_parallel<C, T, R, F, Fut>(state: &C, items: Vec<T>, f: F) -> ApiResult<Vec<R>>
+where
+    C: Clone + Send + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(C, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = R> + Send,
+{
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if items.len() < PARALLEL_MIN || workers == 1 {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(f(state.clone(), item).await);
+        }
+        return Ok(out);
+    }
+    let chunk = items.len().div_ceil(workers * 2).max(PARALLEL_MIN / 2);
+    let version = crate::kinds::current_served_version().unwrap_or_default();
+    let mut tasks = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let part: Vec<T> = items.by_ref().take(chunk).collect();
+        let (state, f) = (state.clone(), f.clone());
+        tasks.push(tokio::spawn(crate::kinds::served_version(
+            version.clone(),
+            async move {
+                let mut out = Vec::with_capacity(part.len());
+                for item in part {
+                    out.push(f(state.clone(), item).await);
+                }
+                out
+            },
+        )));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(part) => out.extend(part),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(ApiError::internal(format!("list task: {e}"))),
+        }
+    }
+    Ok(out)
 }
 
 /// The object's storage encoding with server-owned volatile fields cleared, in a buffer that
@@ -340,5 +472,32 @@ fn conflict<K: ApiKind>(name: &str) -> ApiError {
         resource: K::group_resource(),
         name: name.to_owned(),
         why: MODIFIED.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_parallel_keeps_order_and_the_served_version() {
+        let items: Vec<u32> = (0..1000).collect();
+        let out = crate::kinds::served_version("v1beta1".to_owned(), async {
+            in_parallel(&7u32, items, |base, i| async move {
+                (base + i, crate::kinds::current_served_version())
+            })
+            .await
+        })
+        .await
+        .expect("no task fails");
+        assert_eq!(out.len(), 1000);
+        for (i, (n, version)) in out.into_iter().enumerate() {
+            assert_eq!(n, 7 + u32::try_from(i).expect("BUG: < 1000"));
+            assert_eq!(version.as_deref(), Some("v1beta1"));
+        }
+        let few = in_parallel(&(), vec![1, 2, 3], |(), i| async move { i * 2 })
+            .await
+            .expect("inline");
+        assert_eq!(few, [2, 4, 6]);
     }
 }

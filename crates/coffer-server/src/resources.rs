@@ -465,6 +465,13 @@ async fn list<K: ApiKind>(
 ) -> ApiResult<Response> {
     let output = negotiate::output(headers, true)?;
     let (labels, fields) = selectors::<K>(q)?;
+    let redactor = Redactor::for_request::<K>(state, user);
+    // Every object as stored, in JSON: items come from the object cache (`cache.rs`).
+    let as_stored = output == Output::Json
+        && !q.is_watch()
+        && labels.is_empty()
+        && fields.is_empty()
+        && redactor.is_none();
     let filter = move |o: &K| {
         labels.matches(o.metadata().labels.as_ref().unwrap_or(&EMPTY_LABELS))
             && fields.matches(|f| match f {
@@ -484,7 +491,7 @@ async fn list<K: ApiKind>(
                 output,
             },
             Box::new(filter),
-            Redactor::for_request::<K>(state, user),
+            redactor,
         )
         .await;
     }
@@ -492,6 +499,13 @@ async fn list<K: ApiKind>(
         Some(token) => Some(decode_continue(token)?),
         None => None,
     };
+    if as_stored {
+        let page = state
+            .list_encoded::<K>(namespace, q.limit.unwrap_or(0), start_after)
+            .await?;
+        let meta = list_meta(page.revision, page.next.as_deref());
+        return Ok(json_list::<K>(&meta, &page.items));
+    }
     let page = state
         .list::<K>(
             namespace,
@@ -504,23 +518,22 @@ async fn list<K: ApiKind>(
         .await?;
     let mut items = page.items;
     let mut withheld = 0;
-    if let Some(redactor) = Redactor::for_request::<K>(state, user) {
+    if let Some(redactor) = redactor {
         for item in &mut items {
             withheld += usize::from(redactor.apply(item));
         }
     }
-    let mut meta = json!({"resourceVersion": page.revision.to_string()});
-    if let Some(next) = &page.next {
-        meta["continue"] = json!(encode_continue(next, page.revision.get()));
-    }
+    let meta = list_meta(page.revision, page.next.as_deref());
     let mut response = match output {
         Output::Table(v) => table_response(crate::table::table(&items, v, meta, true), v),
-        Output::Json => json_ok(&json!({
-            "kind": format!("{}List", K::kind()),
-            "apiVersion": K::served_api_version(),
-            "metadata": meta,
-            "items": items,
-        })),
+        Output::Json => {
+            // Items are serialised straight into the body, never through `Value`s.
+            let mut encoded = Vec::with_capacity(items.len());
+            for item in &items {
+                encoded.push(serde_json::to_vec(item).map_err(ApiError::internal)?);
+            }
+            json_list::<K>(&meta, &encoded)
+        }
     };
     if withheld > 0 {
         add_warnings(&mut response, &[crate::withhold::warning(withheld)]);
@@ -536,13 +549,16 @@ async fn read<K: ApiKind>(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let output = negotiate::output(headers, true)?;
-    let obj: K = state.get(namespace, name).await?;
     Ok(match output {
-        Output::Table(v) => table_response(
-            crate::table::table(std::slice::from_ref(&obj), v, json!({}), true),
-            v,
-        ),
-        Output::Json => json_ok(&obj),
+        Output::Table(v) => {
+            let obj: K = state.get(namespace, name).await?;
+            table_response(
+                crate::table::table(std::slice::from_ref(&obj), v, json!({}), true),
+                v,
+            )
+        }
+        // From the object cache when it holds the stored revision (`cache.rs`).
+        Output::Json => json_bytes(state.get_encoded::<K>(namespace, name).await?),
     })
 }
 
@@ -1086,6 +1102,52 @@ fn decode_continue(token: &str) -> ApiResult<bytes::Bytes> {
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     Ok(bytes::Bytes::from(start.to_owned()))
+}
+
+/// The `metadata` of a list: its revision and, when more follows, the continue token.
+fn list_meta(revision: coffer_storage::Revision, next: Option<&[u8]>) -> Value {
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(next) = next {
+        meta["continue"] = json!(encode_continue(next, revision.get()));
+    }
+    meta
+}
+
+/// A 200 `<Kind>List` of already encoded items, written straight into one buffer.
+fn json_list<K: ApiKind>(meta: &Value, items: &[impl AsRef<[u8]>]) -> Response {
+    let size: usize = items.iter().map(|i| i.as_ref().len() + 1).sum();
+    let mut body = Vec::with_capacity(size + 256);
+    body.extend_from_slice(br#"{"kind":"#);
+    let head = serde_json::to_writer(&mut body, &format!("{}List", K::kind()))
+        .and_then(|()| {
+            body.extend_from_slice(br#","apiVersion":"#);
+            serde_json::to_writer(&mut body, &K::served_api_version())
+        })
+        .and_then(|()| {
+            body.extend_from_slice(br#","metadata":"#);
+            serde_json::to_writer(&mut body, meta)
+        });
+    if let Err(e) = head {
+        return ApiError::internal(e).into_response();
+    }
+    body.extend_from_slice(br#","items":["#);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.as_ref());
+    }
+    body.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A 200 JSON response of an already encoded body.
+fn json_bytes(body: bytes::Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from(body),
+    )
+        .into_response()
 }
 
 /// A 200 JSON response.

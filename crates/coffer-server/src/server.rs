@@ -31,6 +31,7 @@ use coffer_access::{TokenAuthenticator, TokenIssuer};
 use crate::audit::Auditor;
 use crate::authn::{Authenticator, Credential, TokenFile, UserInfo, user_from_certificate};
 use crate::bootstrap;
+use crate::cache::ObjectCache;
 use crate::rbac_cache::RbacCache;
 use crate::state::{AppState, Inner, SecretListPolicy, ServiceAccounts};
 use crate::status::ApiError;
@@ -65,6 +66,9 @@ pub struct ServeOptions {
     pub access: AccessOptions,
     /// Secret versions (`--secret-history`, `--secret-recovery-window`).
     pub secret_history: crate::history::HistoryOptions,
+    /// `--object-cache-size`: bytes of encoded objects kept by revision (0 = none;
+    /// `cache.rs` states the tradeoff).
+    pub object_cache_bytes: usize,
 }
 
 /// ServiceAccount-token and audit flags, with kube-apiserver's names.
@@ -157,6 +161,7 @@ impl Server {
             secret_list_policy: options.secret_list_policy,
             service_accounts,
             audit,
+            objects: ObjectCache::new(options.object_cache_bytes),
         });
         for ns in SYSTEM_NAMESPACES {
             crate::resources::ensure_namespace(&state, ns)
@@ -287,29 +292,35 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .merge(crate::resources::router())
         .fallback(|| async { ApiError::UnknownPath })
-        .layer(middleware::from_fn(served_version))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::authz::authorize,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::authz::impersonate,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::audit::audit,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), pipeline))
         .with_state(state)
 }
 
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The layers before the handler, as one: each stage is a plain async function that calls
+/// the next, so a request pays for one boxed layer instead of one per stage (axum clones the
+/// rest of the chain in every `from_fn` layer it passes).
+async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let state = &state;
+    authenticate(state, req, |req| {
+        crate::audit::audit(state, req, |req| {
+            crate::authz::impersonate(state, req, |req| {
+                crate::authz::authorize(state, req, |req| served_version(req, next))
+            })
+        })
+    })
+    .await
+}
+
+async fn authenticate<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let peer = req.extensions().get::<PeerUser>().and_then(|p| p.0.clone());
     let user = match state.authn.authenticate(req.headers(), peer.as_ref()) {
         Ok(Credential::User(user)) => user,
         Ok(Credential::ServiceAccount(token)) => {
-            match crate::tokens::service_account_user(&state, &token).await {
+            match crate::tokens::service_account_user(state, &token).await {
                 Ok(user) => user,
                 Err(e) => return e.into_response(),
             }
@@ -317,11 +328,19 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         Err(e) => return e.into_response(),
     };
     req.headers_mut().remove(AUTHORIZATION);
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let name = user.name.clone();
+    // Copied only when the line below will be written.
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            user.name.clone(),
+        )
+    });
     req.extensions_mut().insert(user);
-    let response = next.run(req).await;
-    tracing::debug!(%method, %path, user = %name, status = response.status().as_u16(), "request");
+    let response = next(req).await;
+    if let Some((method, path, name)) = logged {
+        tracing::debug!(%method, %path, user = %name, status = response.status().as_u16(), "request");
+    }
     response
 }
 
@@ -383,15 +402,13 @@ fn auditor(options: &AccessOptions) -> anyhow::Result<Option<Auditor>> {
     Ok(Some(Auditor { log, policy }))
 }
 
-/// Answers custom objects in the version the request's path names (`kinds::custom`).
+/// Answers custom objects in the version the request's path names (`kinds::custom`). Only
+/// `/apis/` paths name one; the core group has no custom kinds, so its requests skip it.
 async fn served_version(req: Request, next: Next) -> Response {
-    let version = req
-        .uri()
-        .path()
-        .strip_prefix("/apis/")
-        .and_then(|rest| rest.split('/').nth(1))
-        .unwrap_or_default()
-        .to_owned();
+    let Some(rest) = req.uri().path().strip_prefix("/apis/") else {
+        return next.run(req).await;
+    };
+    let version = rest.split('/').nth(1).unwrap_or_default().to_owned();
     crate::kinds::served_version(version, next.run(req)).await
 }
 

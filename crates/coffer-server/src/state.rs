@@ -10,6 +10,7 @@ use coffer_access::{TokenAuthenticator, TokenIssuer};
 
 use crate::audit::Auditor;
 use crate::authn::Authenticator;
+use crate::cache::ObjectCache;
 use crate::rbac_cache::RbacCache;
 
 /// Everything a request may need. Cheap to clone.
@@ -35,6 +36,8 @@ pub struct Inner {
     pub service_accounts: ServiceAccounts,
     /// The audit log, when `--audit-log-path` is given.
     pub audit: Option<Auditor>,
+    /// Encoded objects by key and revision (`--object-cache-size`; `cache.rs`).
+    pub objects: ObjectCache,
 }
 
 /// ServiceAccount tokens (`--service-account-*`, `--api-audiences`).

@@ -54,6 +54,11 @@ pub struct Args {
     /// `kubernetes` reveals them, as upstream does.
     #[arg(long, value_enum, default_value_t = ListPolicy::Withhold)]
     secret_list_policy: ListPolicy,
+    /// MiB of encoded objects kept in memory by revision, so reading an unchanged object
+    /// skips decryption and encoding. Decrypted Secret values then stay in memory (zeroized
+    /// on eviction) as in kube-apiserver's watch cache; 0 keeps nothing past its request.
+    #[arg(long, default_value_t = coffer_server::DEFAULT_OBJECT_CACHE_BYTES >> 20)]
+    object_cache_size: usize,
     /// Issuer of ServiceAccount tokens (repeatable; the first signs new tokens, all are
     /// accepted). Default: https://kubernetes.default.svc.cluster.local
     #[arg(long)]
@@ -147,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ListPolicy::Withhold => SecretListPolicy::Withhold,
                 ListPolicy::Kubernetes => SecretListPolicy::Kubernetes,
             },
+            object_cache_bytes: args.object_cache_size.saturating_mul(1 << 20),
             access: AccessOptions {
                 service_account_issuer: args.service_account_issuer,
                 service_account_key_file: args.service_account_key_file,

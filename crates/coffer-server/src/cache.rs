@@ -1,0 +1,339 @@
+//! Encoded objects by storage key and revision: the JSON a GET answers (and a LIST item
+//! repeats), kept so that reading an unchanged object skips decryption, decoding and
+//! encoding (`docs/benchmarks.md`, API server).
+//!
+//! Correctness: an entry is served only for the exact `mod_revision` storage returns for the
+//! key in the same request, so a write (here or on another server sharing etcd) is never
+//! hidden: a revision's stored bytes never change, and neither does the JSON made from them.
+//! An entry also names the transformer generation that decrypted it: after an encryption
+//! config reload every entry misses, so a value whose key was removed from the config fails
+//! to decrypt exactly as it would without the cache. Authorization runs before any lookup,
+//! and only bodies that depend on nothing but the object are cached (plain JSON in one
+//! apiVersion; never Tables, whose `Age` moves, nor lists with withheld values).
+//!
+//! Threat model: the cache holds decrypted Secret values in memory for longer than one
+//! request, as kube-apiserver's watch cache does with every decoded object. Limits: bodies
+//! live in buffers that are zeroized when the last reference (cache or response in flight)
+//! drops; the cache is bounded in bytes with least-recently-used eviction; our own writes
+//! and deletes drop their key at once; [`ObjectCache::clear`] empties it; size 0
+//! (`--object-cache-size=0`) turns it off, so nothing outlives its request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use bytes::Bytes;
+use coffer_encryption::PrefixTransformers;
+use zeroize::Zeroize;
+
+/// The default bound, in bytes of cached bodies (about 40,000 Secrets of 1 KiB).
+pub const DEFAULT_OBJECT_CACHE_BYTES: usize = 64 << 20;
+
+/// Encoded objects by storage key, each valid for one revision. Lock order: the one mutex,
+/// held only for map updates (never across an await or an encode).
+pub struct ObjectCache {
+    limit: usize,
+    inner: Mutex<Lru>,
+}
+
+/// What makes two encodings of one stored revision the same bytes.
+#[derive(Clone)]
+pub struct Variant {
+    /// The revision the body was made from.
+    pub revision: u64,
+    /// The apiVersion it is answered in (custom kinds answer in the requested version).
+    pub api_version: String,
+    /// The transformer generation that decrypted it.
+    pub transformers: Weak<PrefixTransformers>,
+}
+
+impl Variant {
+    /// A variant for `revision`, decrypted by `transformers`.
+    pub fn new(revision: u64, api_version: String, transformers: &Arc<PrefixTransformers>) -> Self {
+        Variant {
+            revision,
+            api_version,
+            transformers: Arc::downgrade(transformers),
+        }
+    }
+
+    fn matches(&self, other: &Variant) -> bool {
+        self.revision == other.revision
+            && self.api_version == other.api_version
+            && Weak::ptr_eq(&self.transformers, &other.transformers)
+    }
+}
+
+#[derive(Default)]
+struct Lru {
+    entries: HashMap<Bytes, Entry>,
+    /// Last use → key; the first is the next to evict.
+    order: BTreeMap<u64, Bytes>,
+    tick: u64,
+    bytes: usize,
+}
+
+struct Entry {
+    key: Bytes,
+    variant: Variant,
+    body: Bytes,
+    used: u64,
+}
+
+impl ObjectCache {
+    /// A cache of at most `limit` bytes of bodies (0: caches nothing).
+    pub fn new(limit: usize) -> Self {
+        ObjectCache {
+            limit,
+            inner: Mutex::new(Lru::default()),
+        }
+    }
+
+    /// Whether the cache keeps anything.
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// The body stored for `key` made from exactly `variant`.
+    pub fn get(&self, key: &[u8], variant: &Variant) -> Option<Bytes> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut lru = self.lock();
+        let lru = &mut *lru;
+        let entry = lru.entries.get_mut(key)?;
+        if !entry.variant.matches(variant) {
+            return None;
+        }
+        lru.tick += 1;
+        lru.order.remove(&entry.used);
+        entry.used = lru.tick;
+        lru.order.insert(entry.used, entry.key.clone());
+        Some(entry.body.clone())
+    }
+
+    /// Keeps `body` (plaintext JSON) for `key` at `variant`, replacing what the key held and
+    /// evicting the least recently used entries beyond the bound. The returned [`Bytes`] is
+    /// the body to send; its buffer is zeroized when the last copy drops.
+    pub fn insert(&self, key: &Bytes, variant: Variant, body: Vec<u8>) -> Bytes {
+        let body = Bytes::from_owner(ZeroizingBody(body));
+        if !self.enabled() || body.len() > self.limit {
+            return body;
+        }
+        let mut lru = self.lock();
+        let lru = &mut *lru;
+        if let Some(old) = lru.entries.remove(key.as_ref()) {
+            if old.variant.revision > variant.revision {
+                // A slower reader of an older revision must not replace a newer entry.
+                lru.entries.insert(key.clone(), old);
+                return body;
+            }
+            lru.order.remove(&old.used);
+            lru.bytes -= old.body.len();
+        }
+        lru.tick += 1;
+        lru.bytes += body.len();
+        lru.order.insert(lru.tick, key.clone());
+        lru.entries.insert(
+            key.clone(),
+            Entry {
+                key: key.clone(),
+                variant,
+                body: body.clone(),
+                used: lru.tick,
+            },
+        );
+        while lru.bytes > self.limit {
+            let Some((_, oldest)) = lru.order.pop_first() else {
+                break;
+            };
+            if let Some(e) = lru.entries.remove(&oldest) {
+                lru.bytes -= e.body.len();
+            }
+        }
+        body
+    }
+
+    /// Drops what is kept for `key` (after a write or delete of it).
+    pub fn forget(&self, key: &[u8]) {
+        if !self.enabled() {
+            return;
+        }
+        let mut lru = self.lock();
+        if let Some(old) = lru.entries.remove(key) {
+            lru.order.remove(&old.used);
+            lru.bytes -= old.body.len();
+        }
+    }
+
+    /// Drops everything (bodies are zeroized once no response in flight holds them).
+    pub fn clear(&self) {
+        let mut lru = self.lock();
+        *lru = Lru::default();
+    }
+
+    /// Entries and bytes held.
+    pub fn usage(&self) -> (usize, usize) {
+        let lru = self.lock();
+        (lru.entries.len(), lru.bytes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for ObjectCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, bytes) = self.usage();
+        f.debug_struct("ObjectCache")
+            .field("limit", &self.limit)
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .finish()
+    }
+}
+
+/// A body buffer that is zeroized when dropped (it may hold Secret values).
+struct ZeroizingBody(Vec<u8>);
+
+impl AsRef<[u8]> for ZeroizingBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ZeroizingBody {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use coffer_encryption::NoMatch;
+
+    use super::*;
+
+    fn generation() -> Arc<PrefixTransformers> {
+        Arc::new(PrefixTransformers::new(Vec::new(), NoMatch::Prefix))
+    }
+
+    fn at(revision: u64, transformers: &Arc<PrefixTransformers>) -> Variant {
+        Variant::new(revision, "v1".to_owned(), transformers)
+    }
+
+    fn key(name: &str) -> Bytes {
+        Bytes::from(format!("/registry/secrets/default/{name}"))
+    }
+
+    #[test]
+    fn an_entry_serves_only_its_own_revision() {
+        let cache = ObjectCache::new(1 << 20);
+        let t = generation();
+        let k = key("a");
+        cache.insert(&k, at(5, &t), b"five".to_vec());
+        assert_eq!(cache.get(&k, &at(5, &t)).as_deref(), Some(&b"five"[..]));
+        assert_eq!(cache.get(&k, &at(6, &t)), None, "a newer revision misses");
+        assert_eq!(cache.get(&k, &at(4, &t)), None, "an older revision misses");
+        cache.insert(&k, at(6, &t), b"six".to_vec());
+        assert_eq!(cache.get(&k, &at(6, &t)).as_deref(), Some(&b"six"[..]));
+        assert_eq!(
+            cache.get(&k, &at(5, &t)),
+            None,
+            "the new revision replaced the old"
+        );
+        assert_eq!(cache.usage(), (1, 3));
+    }
+
+    #[test]
+    fn an_older_revision_never_replaces_a_newer_one() {
+        let cache = ObjectCache::new(1 << 20);
+        let t = generation();
+        let k = key("a");
+        cache.insert(&k, at(7, &t), b"seven".to_vec());
+        let late = cache.insert(&k, at(6, &t), b"six".to_vec());
+        assert_eq!(
+            &late[..],
+            b"six",
+            "the late reader still answers what it read"
+        );
+        assert_eq!(cache.get(&k, &at(7, &t)).as_deref(), Some(&b"seven"[..]));
+    }
+
+    #[test]
+    fn api_version_and_transformer_generation_are_part_of_the_key() {
+        let cache = ObjectCache::new(1 << 20);
+        let (old, new) = (generation(), generation());
+        let k = key("a");
+        cache.insert(&k, at(5, &old), b"x".to_vec());
+        assert_eq!(
+            cache.get(&k, &at(5, &new)),
+            None,
+            "a reloaded config misses"
+        );
+        let v1beta1 = Variant::new(5, "v1beta1".to_owned(), &old);
+        assert_eq!(
+            cache.get(&k, &v1beta1),
+            None,
+            "another served version misses"
+        );
+    }
+
+    #[test]
+    fn least_recently_used_entries_go_first_within_the_bound() {
+        let cache = ObjectCache::new(10);
+        let t = generation();
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        cache.insert(&a, at(1, &t), vec![1; 4]);
+        cache.insert(&b, at(2, &t), vec![2; 4]);
+        assert!(
+            cache.get(&a, &at(1, &t)).is_some(),
+            "a is now the most recent"
+        );
+        cache.insert(&c, at(3, &t), vec![3; 4]);
+        assert!(
+            cache.get(&b, &at(2, &t)).is_none(),
+            "b was least recently used"
+        );
+        assert!(cache.get(&a, &at(1, &t)).is_some());
+        assert!(cache.get(&c, &at(3, &t)).is_some());
+        assert_eq!(cache.usage(), (2, 8));
+        let big = cache.insert(&key("big"), at(4, &t), vec![0; 11]);
+        assert_eq!(
+            big.len(),
+            11,
+            "a body over the bound is answered but not kept"
+        );
+        assert_eq!(cache.usage(), (2, 8));
+    }
+
+    #[test]
+    fn forget_clear_and_size_zero() {
+        let cache = ObjectCache::new(1 << 20);
+        let t = generation();
+        let (a, b) = (key("a"), key("b"));
+        cache.insert(&a, at(1, &t), b"a".to_vec());
+        cache.insert(&b, at(2, &t), b"b".to_vec());
+        cache.forget(&a);
+        assert!(cache.get(&a, &at(1, &t)).is_none());
+        assert_eq!(cache.usage(), (1, 1));
+        cache.clear();
+        assert_eq!(cache.usage(), (0, 0));
+
+        let off = ObjectCache::new(0);
+        let body = off.insert(&a, at(1, &t), b"a".to_vec());
+        assert_eq!(&body[..], b"a");
+        assert!(off.get(&a, &at(1, &t)).is_none());
+        assert_eq!(off.usage(), (0, 0));
+    }
+
+    #[test]
+    fn debug_shows_sizes_not_bodies() {
+        let cache = ObjectCache::new(1 << 20);
+        let t = generation();
+        cache.insert(&key("a"), at(1, &t), b"canary-value".to_vec());
+        let text = format!("{cache:?}");
+        assert!(!text.contains("canary"), "{text}");
+        assert!(text.contains("entries: 1"), "{text}");
+    }
+}
