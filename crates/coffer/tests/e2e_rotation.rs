@@ -10,11 +10,15 @@
 
 mod support;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../coffer-rotation/tests/support/pg.rs"]
-mod pg;
+/// coffer-rotation's PostgreSQL harness (initdb into a temporary directory, a free loopback
+/// port, run as `postgres` when root) and its role setup.
+#[allow(unused_imports)]
+#[path = "../../coffer-rotation/tests/support/mod.rs"]
+mod pgsupport;
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use coffer_rotation::{
     KubeStore, RotationStore, SecretData, StagedSecret, check_store_conformance, companion_name,
@@ -151,4 +155,297 @@ async fn kube_store_conforms_and_repairs() {
     assert_eq!(read.value.current_version, 1);
     let now = secrets.get("crash").await.expect("secret");
     assert_eq!(now.data.expect("data")["k"].0, b"C", "the edit stays");
+}
+
+/// A rotation of `app-db` between `app_a` and `app_b` every 2 s, 1 s grace.
+fn pg_rotation(port: u16) -> String {
+    format!(
+        r#"
+apiVersion: coffer.dev/v1
+kind: SecretRotation
+metadata:
+  name: app-db
+  namespace: default
+spec:
+  secretName: app-db
+  schedule:
+    interval: 2s
+  generator:
+    password:
+      length: 24
+  gracePeriod: 1s
+  target:
+    postgres:
+      adminSecretName: pg-admin
+      host: 127.0.0.1
+      port: {port}
+      database: postgres
+      mode: alternatingUsers
+      usernames: [app_a, app_b]
+      sslmode: disable
+"#
+    )
+}
+
+/// The consumer: `coffer run` mounts `app-db` at /etc/db; the child opens a new connection
+/// with `psql` every 10 ms with the DSN from the mounted `uri` file (one file, so it never
+/// mixes a user with another user's password) and counts successes and failures.
+const CONSUMER_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: consumer}
+spec:
+  containers:
+  - name: app
+    volumeMounts: [{name: db, mountPath: /etc/db, readOnly: true}]
+  volumes:
+  - {name: db, secret: {secretName: app-db}}
+"#;
+
+const CONSUMER_SCRIPT: &str = r#"
+OUT='@OUT@'; PSQL='@PSQL@'; export PGCONNECT_TIMEOUT=5
+d="$COFFER_MOUNT_ROOT/etc/db"
+while [ ! -e "$OUT/stop" ]; do
+  uri=$(cat "$d/uri")
+  printf '%s' "$uri" > "$OUT/uri.tmp" && mv "$OUT/uri.tmp" "$OUT/uri"
+  if [ ! -e "$OUT/pause" ]; then
+    if "$PSQL" "$uri" -qAtc 'select count(*) from items' >/dev/null 2>>"$OUT/errors"; then
+      echo >> "$OUT/ok"
+    else
+      echo >> "$OUT/fail"
+    fi
+  fi
+  sleep 0.01
+done
+"#;
+
+struct Consumer(Child);
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn jsonpath(c: &Coffer, kind: &str, name: &str, path: &str) -> String {
+    let out = c.kubectl("", &["get", kind, name, "-o", &format!("jsonpath={path}")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn version(c: &Coffer) -> u64 {
+    jsonpath(c, "secretrotation", "app-db", "{.status.currentVersion}")
+        .parse()
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn coffer_cli(c: &Coffer, args: &[&str]) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    let kubeconfig = c.kubeconfig.to_str().expect("utf8").to_owned();
+    all.extend(["--kubeconfig", &kubeconfig]);
+    let out = c.coffer(&all);
+    assert!(
+        out.status.success(),
+        "coffer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_users_zero_downtime_rotate_now_status_rollback() {
+    let pg = pgsupport::pg::Postgres::start();
+    pgsupport::setup_roles(&pg).await;
+    let c = Coffer::start(&[]); // the built-in rotation controller runs
+    c.ok(
+        "",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pg-admin",
+            &format!("--from-literal=username={}", pgsupport::ADMIN_USER),
+            &format!("--from-literal=password={}", pgsupport::ADMIN_PASSWORD),
+        ],
+    );
+    c.ok(
+        "",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "app-db",
+            "--from-literal=username=app_a",
+            &format!("--from-literal=password={}", pgsupport::INITIAL_PASSWORD),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    apply(&c, dir.path(), "rotation.yaml", &pg_rotation(pg.port()));
+    // A new rotation is due at once.
+    wait_for("the first rotation", Duration::from_secs(20), || {
+        version(&c) >= 1
+    });
+
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("out dir");
+    let manifest = dir.path().join("consumer.yaml");
+    std::fs::write(&manifest, CONSUMER_POD).expect("manifest");
+    // `coffer run` gives the child the pod's environment only: paths go into the script.
+    let script = CONSUMER_SCRIPT
+        .replace("@OUT@", out.to_str().expect("utf8"))
+        .replace("@PSQL@", pg.bin("psql").to_str().expect("utf8"));
+    let consumer = Consumer(
+        Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .arg("-f")
+            .arg(&manifest)
+            .arg("--mount-root")
+            .arg(dir.path().join("mounts"))
+            .args(["--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("coffer run"),
+    );
+    wait_for(
+        "the consumer's first connection",
+        Duration::from_secs(20),
+        || lines(&out.join("ok")) + lines(&out.join("fail")) > 0,
+    );
+    let first = version(&c);
+    let started = Instant::now();
+    const ROTATIONS: u64 = 12;
+    wait_for("12 rotations", Duration::from_secs(90), || {
+        version(&c) >= first + ROTATIONS
+    });
+    std::fs::write(out.join("pause"), "").expect("pause");
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, failed) = (lines(&out.join("ok")), lines(&out.join("fail")));
+    let rotations = version(&c) - first;
+    eprintln!(
+        "alternating users: {rotations} rotations in {:?}, {ok} connections, {failed} failed",
+        started.elapsed()
+    );
+    assert!(ok > 200, "the consumer connected only {ok} times");
+    assert_eq!(
+        failed,
+        0,
+        "failed connections: {}",
+        std::fs::read_to_string(out.join("errors")).unwrap_or_default()
+    );
+
+    // coffer rotate now: the controller acts on the annotation.
+    let said = coffer_cli(&c, &["rotate", "now", "app-db", "-n", "default"]);
+    assert!(said.contains("rotation requested"), "{said}");
+    let requested = jsonpath(
+        &c,
+        "secretrotation",
+        "app-db",
+        "{.metadata.annotations.coffer\\.dev/rotate-now}",
+    );
+    assert!(!requested.is_empty());
+    wait_for(
+        "the rotate-now request handled",
+        Duration::from_secs(10),
+        || jsonpath(&c, "secretrotation", "app-db", "{.status.rotateNowHandled}") == requested,
+    );
+
+    // coffer rotate status lists it.
+    let table = coffer_cli(&c, &["rotate", "status"]);
+    let mut rows = table.lines();
+    let header: Vec<&str> = rows.next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "NAME",
+            "SECRET",
+            "LAST",
+            "NEXT",
+            "VERSION",
+            "STATE"
+        ]
+    );
+    let row = rows.next().expect("a row");
+    assert!(
+        row.starts_with("default") && row.contains("app-db"),
+        "{table}"
+    );
+
+    // Stop rotating, then roll the Secret back to its previous version: the consumer's file
+    // shows it within a second.
+    c.ok("", &["delete", "secretrotation", "app-db"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let raw = c.ok(
+        "",
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/secrets/app-db/versions",
+        ],
+    );
+    let list: serde_json::Value = serde_json::from_str(&raw).expect("versions");
+    let previous = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| {
+            i["stages"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s == "previous"))
+        })
+        .expect("a previous version");
+    let want = b64_decode(previous["data"]["uri"].as_str().expect("uri"));
+    let current_uri = std::fs::read_to_string(out.join("uri")).expect("uri file");
+    assert_ne!(current_uri, want, "the previous version differs");
+    let n = previous["version"].to_string();
+    let asked = Instant::now();
+    coffer_cli(&c, &["secret", "rollback", "app-db", "--to", &n]);
+    wait_for(
+        "the consumer to see the rollback",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(out.join("uri")).is_ok_and(|u| u == want),
+    );
+    let seen = asked.elapsed();
+    eprintln!("rollback reached the consumer's file in {seen:?}");
+    assert!(seen < Duration::from_secs(1), "rollback took {seen:?}");
+    std::fs::write(out.join("stop"), "").expect("stop");
+    drop(consumer);
+}
+
+fn b64_decode(text: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("base64");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("base64");
+    String::from_utf8(out.stdout).expect("utf8")
 }
