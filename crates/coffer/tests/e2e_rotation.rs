@@ -449,3 +449,75 @@ fn b64_decode(text: &str) -> String {
     let out = child.wait_with_output().expect("base64");
     String::from_utf8(out.stdout).expect("utf8")
 }
+
+/// The microservices example's RBAC: each service's ServiceAccount token reads its own
+/// Secret and is refused the others' (and the rotation's companion Secret).
+#[test]
+fn example_service_accounts_read_only_their_own_secret() {
+    let c = Coffer::start(&["--disable-rotation"]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/microservices");
+    c.ok("", &["create", "namespace", "shop"]);
+    let services = ["orders", "payments", "inventory"];
+    for s in services {
+        c.ok(
+            "",
+            &[
+                "-n",
+                "shop",
+                "create",
+                "secret",
+                "generic",
+                &format!("{s}-db"),
+                &format!("--from-literal=username={s}_a"),
+            ],
+        );
+    }
+    c.ok(
+        "",
+        &[
+            "-n",
+            "shop",
+            "create",
+            "secret",
+            "generic",
+            &companion_name("orders-db"),
+            "--from-literal=stages.json={}",
+        ],
+    );
+    let rbac = example.join("manifests/rbac.yaml");
+    c.ok("", &["apply", "-f", rbac.to_str().expect("utf8")]);
+    for s in services {
+        let token = c.ok("", &["-n", "shop", "create", "token", s]);
+        let token = format!("--token={}", token.trim());
+        let own = c.ok(
+            "",
+            &[
+                &token,
+                "-n",
+                "shop",
+                "get",
+                "secret",
+                &format!("{s}-db"),
+                "-o",
+                "jsonpath={.data.username}",
+            ],
+        );
+        assert_eq!(
+            b64_decode(&own),
+            format!("{s}_a"),
+            "{s} reads its own Secret"
+        );
+        let others = services
+            .iter()
+            .filter(|o| **o != s)
+            .map(|o| format!("{o}-db"))
+            .chain([companion_name("orders-db")]);
+        for other in others {
+            let err = c.fails("", &[&token, "-n", "shop", "get", "secret", &other]);
+            assert!(
+                err.contains("Forbidden") || err.contains("forbidden"),
+                "{s} reading {other}: {err}"
+            );
+        }
+    }
+}
