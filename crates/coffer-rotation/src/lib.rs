@@ -3,7 +3,7 @@
 //!
 //! Where to start:
 //!
-//! - [`RotationSpec`] is the future `SecretRotation.spec` (group `coffer.dev`) and
+//! - [`RotationSpec`] is `SecretRotation.spec` (group `coffer.dev`) and
 //!   [`RotationStatus`] its status; [`RotationSpec::validate`] names any bad field.
 //! - [`Engine::rotate`] runs AWS Secrets Manager's four steps (createSecret, setSecret,
 //!   testSecret, finishSecret), recording each in the [`RotationStore`] before taking it;
@@ -13,9 +13,12 @@
 //!   into [`SecretData`], whose values are zeroized and never `Debug`-printed.
 //! - [`next_rotation`] and [`Scheduler`] say what is due; [`RotationMetrics`] counts.
 //!
-//! What this crate is not: it knows no HTTP, no Kubernetes client and no server. The server
-//! implements [`RotationStore`] over its Secrets and rotation objects; [`MemoryStore`] and
-//! [`FileStore`] serve tests.
+//! - [`KubeStore`] is the [`RotationStore`] over the Kubernetes API (the `SecretRotation`
+//!   status subresource; the target Secret plus its `<name>.coffer-stages` companion), and
+//!   [`run`] the controller (kube-runtime's watcher → store → reconciler) that `coffer serve`
+//!   and `coffer rotate controller` start. [`MemoryStore`] and [`FileStore`] serve tests.
+//!
+//! What this crate is not: it serves no HTTP and holds no server; it talks to one.
 #![forbid(unsafe_code)]
 
 mod controller;
