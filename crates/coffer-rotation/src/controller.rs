@@ -16,7 +16,8 @@
 //! reconcile was left by an interrupted run and is resumed (this is how in-flight rotations
 //! are resumed when the controller starts).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -53,6 +54,25 @@ pub struct ControllerOptions {
     pub namespace: Option<String>,
     /// Counters, shared with whoever exposes them.
     pub metrics: Arc<RotationMetrics>,
+    /// When each rotation last rotated, for the age gauge.
+    pub ages: Arc<SecretAges>,
+}
+
+/// When each rotation (namespace, name) last rotated its Secret: the source of
+/// `coffer_rotation_secret_age_seconds`.
+#[derive(Debug, Default)]
+pub struct SecretAges(Mutex<BTreeMap<(String, String), Timestamp>>);
+
+impl SecretAges {
+    fn set(&self, namespace: &str, name: &str, at: Timestamp) {
+        // Every mutation is one insert: a poisoned map is still consistent.
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((namespace.to_owned(), name.to_owned()), at);
+    }
+
+    fn snapshot(&self) -> BTreeMap<(String, String), Timestamp> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Why the controller stopped, or a reconcile failed.
@@ -73,6 +93,7 @@ pub enum ControllerError {
 struct Context {
     client: kube::Client,
     metrics: Arc<RotationMetrics>,
+    ages: Arc<SecretAges>,
 }
 
 /// A client from `kubeconfig` (or the default kubeconfig / in-cluster config when `None`).
@@ -109,6 +130,7 @@ pub async fn run(
     let context = Arc::new(Context {
         client,
         metrics: options.metrics,
+        ages: options.ages,
     });
     Controller::new_with(api, watcher::Config::default(), resource)
         .graceful_shutdown_on(shutdown)
@@ -212,6 +234,9 @@ async fn reconcile(
         Some(v) => (v.value, Some(v.revision)),
         None => (RotationStatus::default(), None),
     };
+    if let Some(last) = status.last_rotation_time {
+        ctx.ages.set(&namespace, &name, last);
+    }
     let next = due_time(&rotation, &status, created);
     if status.next_rotation_time != Some(next) && status.step.is_none() {
         status.next_rotation_time = Some(next);
@@ -269,8 +294,8 @@ async fn report_invalid(
     Ok(())
 }
 
-/// The counters in Prometheus' text format.
-pub fn prometheus_text(metrics: &RotationMetrics) -> String {
+/// The counters and the age of each rotated Secret in Prometheus' text format.
+pub fn prometheus_text(metrics: &RotationMetrics, ages: &SecretAges) -> String {
     let m = metrics.snapshot();
     let mut out = String::new();
     for (name, help, value) in [
@@ -297,6 +322,17 @@ pub fn prometheus_text(metrics: &RotationMetrics) -> String {
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    let name = "coffer_rotation_secret_age_seconds";
+    out.push_str(&format!(
+        "# HELP {name} Seconds since the rotation last replaced its Secret's value.\n# TYPE {name} gauge\n"
+    ));
+    let now = Timestamp::now();
+    for ((namespace, rotation), at) in ages.snapshot() {
+        let age = now.duration_since(at).as_secs_f64().max(0.0);
+        out.push_str(&format!(
+            "{name}{{namespace=\"{namespace}\",rotation=\"{rotation}\"}} {age:.3}\n"
         ));
     }
     out

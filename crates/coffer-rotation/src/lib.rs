@@ -38,7 +38,8 @@ mod validate;
 
 // The public interface.
 pub use controller::{
-    ControllerError, ControllerOptions, ROTATE_NOW_ANNOTATION, connect, prometheus_text, run,
+    ControllerError, ControllerOptions, ROTATE_NOW_ANNOTATION, SecretAges, connect,
+    prometheus_text, run,
 };
 pub use engine::Engine;
 pub use error::{Error, GenerateError, Result, SpecError, StoreError, TargetError};

@@ -3,18 +3,19 @@
 //! against any API server), and the built-in controller `coffer serve` runs (the same
 //! `coffer_rotation::run`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 use coffer_rotation::{
-    ControllerOptions, ROTATE_NOW_ANNOTATION, RotationMetrics, RotationStatus, rotation_resource,
+    ControllerOptions, ROTATE_NOW_ANNOTATION, RotationStatus, prometheus_text, rotation_resource,
 };
 use kube::ResourceExt as _;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// `coffer rotate` subcommands.
 #[derive(Subcommand)]
@@ -44,6 +45,9 @@ pub enum Command {
         /// Only this namespace (default: all namespaces).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Serve Prometheus metrics on http://ADDRESS/metrics (for example 127.0.0.1:9091).
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_address: Option<SocketAddr>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -64,6 +68,9 @@ pub struct RotationServeArgs {
     /// elsewhere, or rotate nothing).
     #[arg(long)]
     disable_rotation: bool,
+    /// Serve the rotation controller's Prometheus metrics on http://ADDRESS/metrics.
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "disable_rotation")]
+    rotation_metrics_address: Option<SocketAddr>,
 }
 
 /// Runs a `coffer rotate` subcommand.
@@ -77,18 +84,21 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 client,
             } => now(&client, &namespace, &name).await,
             Command::Status { namespace, client } => status(&client, namespace.as_deref()).await,
-            Command::Controller { namespace, client } => {
+            Command::Controller {
+                namespace,
+                metrics_address,
+                client,
+            } => {
                 let kube = coffer_rotation::connect(client.kubeconfig.as_deref()).await?;
+                let options = ControllerOptions {
+                    namespace,
+                    ..ControllerOptions::default()
+                };
+                if let Some(address) = metrics_address {
+                    start_metrics(address, &options).await?;
+                }
                 eprintln!("coffer: rotating SecretRotations (stop with Ctrl-C)");
-                coffer_rotation::run(
-                    kube,
-                    ControllerOptions {
-                        namespace,
-                        metrics: Arc::new(RotationMetrics::default()),
-                    },
-                    super::serve::shutdown_signal(),
-                )
-                .await;
+                coffer_rotation::run(kube, options, super::serve::shutdown_signal()).await;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -248,12 +258,20 @@ impl Builtin {
             None
         } else {
             match coffer_rotation::connect(Some(kubeconfig)).await {
-                Ok(client) => Some(tokio::spawn(async move {
-                    let stopped = async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    };
-                    coffer_rotation::run(client, ControllerOptions::default(), stopped).await;
-                })),
+                Ok(client) => {
+                    let options = ControllerOptions::default();
+                    if let Some(address) = args.rotation_metrics_address
+                        && let Err(e) = start_metrics(address, &options).await
+                    {
+                        tracing::error!(error = %e, "rotation metrics are not served");
+                    }
+                    Some(tokio::spawn(async move {
+                        let stopped = async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        };
+                        coffer_rotation::run(client, options, stopped).await;
+                    }))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the built-in rotation controller did not start");
                     None
@@ -273,4 +291,47 @@ impl Builtin {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
+}
+
+/// Serves `GET /metrics` (Prometheus text) on `address` for the controller of `options`.
+async fn start_metrics(address: SocketAddr, options: &ControllerOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for metrics; pick a free address"))?;
+    let (metrics, ages) = (options.metrics.clone(), options.ages.clone());
+    eprintln!(
+        "coffer: rotation metrics on http://{}/metrics",
+        listener.local_addr()?
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let (metrics, ages) = (metrics.clone(), ages.clone());
+            tokio::spawn(async move {
+                // Read the request head (up to 1 KiB): it may arrive in pieces.
+                let mut request = [0u8; 1024];
+                let mut n = 0;
+                while n < request.len() && !request[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut request[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => n += read,
+                    }
+                }
+                let response = if request[..n].starts_with(b"GET /metrics ") {
+                    let body = prometheus_text(&metrics, &ages);
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
 }

@@ -96,7 +96,7 @@ pub struct Args {
     #[command(flatten)]
     sync: super::sync::ServeArgs,
     #[command(flatten)]
-    rotation: super::rotate::RotationServeArgs,
+    rotation: Box<super::rotate::RotationServeArgs>,
 }
 
 /// `90s`, `15m`, `24h` or plain seconds.
