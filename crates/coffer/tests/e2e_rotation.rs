@@ -561,3 +561,133 @@ fn http_get(address: &str, path: &str) -> String {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default()
 }
+
+/// `coffer rotate controller` SIGKILLed while a step is in flight, six times in a row: each
+/// new controller resumes the recorded step (or rolls it back); at the end the Secret's
+/// current credential logs in and no stage is left pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_killed_mid_rotation_resumes() {
+    let pg = pgsupport::pg::Postgres::start();
+    pgsupport::setup_roles(&pg).await;
+    let c = Coffer::start(&["--disable-rotation"]);
+    c.ok(
+        "",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pg-admin",
+            &format!("--from-literal=username={}", pgsupport::ADMIN_USER),
+            &format!("--from-literal=password={}", pgsupport::ADMIN_PASSWORD),
+        ],
+    );
+    c.ok(
+        "",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "app-db",
+            "--from-literal=username=app_a",
+            &format!("--from-literal=password={}", pgsupport::INITIAL_PASSWORD),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = pg_rotation(pg.port()).replace("interval: 2s", "interval: 1s");
+    apply(&c, dir.path(), "rotation.yaml", &manifest);
+    let store = KubeStore::new(client(&c).await, "default");
+    let log_path = dir.path().join("controller.log");
+    let controller = || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log");
+        Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["rotate", "controller", "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("controller")
+    };
+    // Kill after each of the four steps is recorded, in turn (the step must be a new one:
+    // a resumed controller first re-runs the step it finds).
+    let mut killed_at = Vec::new();
+    let mut last: Option<(coffer_rotation::StepName, u64)> = None;
+    for round in 0..8 {
+        let target = coffer_rotation::StepName::ALL[round % 4];
+        let mut child = controller();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let step = loop {
+            let status = store.load_status("app-db").await.expect("status");
+            if let Some(step) = status.and_then(|s| s.value.step)
+                && step.name == target
+                && last != Some((step.name, step.version))
+            {
+                break step;
+            }
+            assert!(Instant::now() < deadline, "{target} was never recorded");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        last = Some((step.name, step.version));
+        killed_at.push(format!("{}@v{}", step.name, step.version));
+    }
+    eprintln!("killed during: {killed_at:?}");
+    let mut child = controller();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = store
+            .load_status("app-db")
+            .await
+            .expect("status")
+            .expect("exists")
+            .value;
+        let target = store
+            .read_secret("app-db")
+            .await
+            .expect("read")
+            .expect("exists")
+            .value;
+        if status.step.is_none()
+            && target.pending.is_none()
+            && status.current_version == target.current_version
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("reap");
+    let current = store
+        .read_secret("app-db")
+        .await
+        .expect("read")
+        .expect("exists")
+        .value
+        .current;
+    let user = current.get_str("username").expect("username").to_owned();
+    let password = current
+        .get("password")
+        .expect("password")
+        .expose_secret()
+        .to_vec();
+    pgsupport::login_port(pg.port(), &user, &password)
+        .await
+        .expect("the Secret's current credential logs in");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        log.contains("resuming rotation"),
+        "no controller resumed an in-flight rotation: {log}"
+    );
+    assert!(
+        !log.contains(pgsupport::INITIAL_PASSWORD),
+        "a password reached the log"
+    );
+}
