@@ -62,8 +62,8 @@ echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "test.sh: cargo build --benches (benchmarks compile; they are run by scripts/bench.sh)"
-cargo build --workspace --benches --quiet
+# `--all-targets` above already type-checks the benchmarks (scripts/bench.sh builds and runs
+# them in release); a release build here would add a quarter of an hour.
 
 # --- tests -------------------------------------------------------------------------------
 echo "test.sh: cargo test"
