@@ -78,21 +78,38 @@ fn a_changed_config_is_used_without_restart_and_a_broken_one_ignored() {
     create(&coffer, "after");
 
     // A broken file: refused with the reason, and the server goes on with key2.
-    replace(&path, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: [");
+    replace(
+        &path,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: [",
+    );
     wait_for_log(&coffer, REFUSED, 1);
     let log = coffer.log();
-    assert!(log.contains("previous configuration stays in force"), "{log}");
+    assert!(
+        log.contains("previous configuration stays in force"),
+        "{log}"
+    );
     create(&coffer, "while-broken");
     for name in ["before", "after", "while-broken"] {
-        let got = coffer.ok(KUBECTL, &["get", "secret", name, "-o", "jsonpath={.data.k}"]);
+        let got = coffer.ok(
+            KUBECTL,
+            &["get", "secret", name, "-o", "jsonpath={.data.k}"],
+        );
         assert_eq!(got, "dg==", "{name}");
     }
     // Invalid (not only undecodable): a key of the wrong length. Still refused; nothing else
     // changed, and the key material is not in the log.
     replace(&path, &config(&[("key3", "c2hvcnQ="), ("key2", KEY2)]));
     wait_for_log(&coffer, "expected length", 1);
-    assert!(!coffer.log().contains("c2hvcnQ="), "key material in the log");
-    assert_eq!(coffer.log().matches(RELOADED).count(), 1, "{}", coffer.log());
+    assert!(
+        !coffer.log().contains("c2hvcnQ="),
+        "key material in the log"
+    );
+    assert_eq!(
+        coffer.log().matches(RELOADED).count(),
+        1,
+        "{}",
+        coffer.log()
+    );
     assert!(coffer.stop().success());
 
     // What wrote what: `before` under key1 (stale now), the other two under key2.
@@ -117,7 +134,10 @@ fn the_reload_interval_needs_the_reload_flag() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["serve", "--secure-port", "0", "--data-dir"])
         .arg(dir.path())
-        .args(["--encryption-provider-config-automatic-reload-interval", "1s"])
+        .args([
+            "--encryption-provider-config-automatic-reload-interval",
+            "1s",
+        ])
         .output()
         .expect("run coffer serve");
     assert!(!out.status.success());
