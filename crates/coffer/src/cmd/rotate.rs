@@ -178,7 +178,13 @@ async fn status(args: &ClientArgs, namespace: Option<&str>) -> anyhow::Result<Ex
             }
         })
         .collect();
-    // Overdue first (the most overdue first), then the soonest due; never-scheduled last.
+    sort_rows(&mut rows);
+    print!("{}", render(&rows, now));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Overdue first (the most overdue first), then the soonest due; never-scheduled last.
+fn sort_rows(rows: &mut [Row]) {
     rows.sort_by(|a, b| {
         (a.next.is_none(), a.next, &a.namespace, &a.name).cmp(&(
             b.next.is_none(),
@@ -187,8 +193,6 @@ async fn status(args: &ClientArgs, namespace: Option<&str>) -> anyhow::Result<Ex
             &b.name,
         ))
     });
-    print!("{}", render(&rows, now));
-    Ok(ExitCode::SUCCESS)
 }
 
 fn render(rows: &[Row], now: jiff::Timestamp) -> String {
@@ -334,4 +338,47 @@ async fn start_metrics(address: SocketAddr, options: &ControllerOptions) -> anyh
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, next: Option<&str>, state: &str) -> Row {
+        Row {
+            namespace: "ns".into(),
+            name: name.into(),
+            secret: format!("{name}-secret"),
+            last: None,
+            next: next.map(|t| t.parse().expect("timestamp")),
+            version: 3,
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn overdue_first_then_soonest_then_unscheduled() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().expect("now");
+        let mut rows = vec![
+            row("later", Some("2026-01-01T12:05:00Z"), "Succeeded"),
+            row("never", None, "Pending"),
+            row("late", Some("2026-01-01T11:59:00Z"), "Overdue"),
+            row("very-late", Some("2026-01-01T10:00:00Z"), "Overdue"),
+        ];
+        sort_rows(&mut rows);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["very-late", "late", "later", "never"]);
+        let table = render(&rows, now);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("NAMESPACE   NAME"), "{table}");
+        assert!(
+            lines[1].contains("7200s ago") && lines[1].ends_with("Overdue"),
+            "{table}"
+        );
+        assert!(lines[3].contains("in 300s"), "{table}");
+        assert!(
+            lines[4].contains(" - ") || lines[4].contains("-   "),
+            "{table}"
+        );
+    }
 }
