@@ -253,7 +253,11 @@ fn role(obj: &Object, at: &dyn Fn(usize) -> Location, out: &mut Vec<Finding>) ->
         };
         let line = at(obj.line_of(needle));
         let wildcard = verbs.contains(&"*") || resources.contains(&"*");
-        let list_watch = verbs.iter().any(|v| matches!(*v, "list" | "watch"));
+        // With resourceNames, list and watch reach only the named Secrets (through a
+        // `metadata.name` field selector), which is what `kubectl get secret X -w` and agents
+        // watching one Secret need: not a broad grant.
+        let named = !strings(rule.get("resourceNames")).is_empty();
+        let list_watch = !named && verbs.iter().any(|v| matches!(*v, "list" | "watch"));
         if wildcard {
             out.push(posture(
                 "rbac-wildcard-secrets",
@@ -407,6 +411,15 @@ mod tests {
             run(&y2),
             vec![("encryption-aescbc-first".into(), Severity::Medium, 5)]
         );
+    }
+
+    #[test]
+    fn list_and_watch_limited_by_resource_names_are_not_broad() {
+        let named = "kind: Role\nmetadata:\n  name: one\n  namespace: app\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  resourceNames: [db]\n  verbs: [get, list, watch]\n";
+        assert!(run(named).is_empty(), "{:?}", run(named));
+        let broad = named.replace("  resourceNames: [db]\n", "");
+        let got: Vec<_> = run(&broad).into_iter().map(|r| r.0).collect();
+        assert_eq!(got, vec!["rbac-list-watch-secrets"]);
     }
 
     #[test]
