@@ -168,11 +168,12 @@ fn is_free_form(path: &str) -> bool {
 
 /// serde errors quote the offending input; bodies can carry secret values, so only the
 /// position is kept.
-fn json_error(e: &serde_json::Error) -> String {
+pub fn json_error(e: &serde_json::Error) -> String {
     format!("invalid JSON at line {}, column {}", e.line(), e.column())
 }
 
-fn yaml_error(e: &serde_yaml::Error) -> String {
+/// As [`json_error`], for YAML.
+pub fn yaml_error(e: &serde_yaml::Error) -> String {
     match e.location() {
         Some(l) => format!("invalid YAML at line {}, column {}", l.line(), l.column()),
         None => "invalid YAML".to_owned(),
@@ -181,7 +182,7 @@ fn yaml_error(e: &serde_yaml::Error) -> String {
 
 /// Drops quoted input from a serde type error (`invalid type: string "hunter2", expected ...`
 /// or ``invalid type: integer `12345` ...``): bodies carry secret values.
-fn strip_values(message: &str) -> String {
+pub fn strip_values(message: &str) -> String {
     let mut out = String::new();
     let mut quote: Option<char> = None;
     for c in message.chars() {

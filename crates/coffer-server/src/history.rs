@@ -217,26 +217,10 @@ async fn record(
         r#type: secret.type_.clone(),
         data: secret.data.clone().unwrap_or_default(),
     };
-    let existing: Option<SecretHistory> = state.try_get(Some(&ns), &name).await?;
-    let Some(_) = existing else {
-        let history = SecretHistory {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                ..ObjectMeta::default()
-            },
-            versions: vec![version(1)],
-            deleted: None,
-        };
-        return match state.create(Some(&ns), history, false).await {
-            Ok(_) => Ok(()),
-            // Another server recorded it first; fall through to the update path next event.
-            Err(ApiError::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e),
-        };
-    };
-    state
-        .update::<SecretHistory, _>(Some(&ns), &name, false, |mut h| {
+    // One read-modify-write when the history exists (the common case); created otherwise. A
+    // create that loses to another server's recorder falls back to the update.
+    let append = || {
+        state.update::<SecretHistory, _>(Some(&ns), &name, false, |mut h| {
             if h.versions.iter().any(|v| v.revision == revision.get()) {
                 return Ok(h);
             }
@@ -247,8 +231,24 @@ async fn record(
             h.deleted = None;
             Ok(h)
         })
-        .await
-        .map(|_| ())
+    };
+    match append().await {
+        Err(ApiError::NotFound { .. }) => {}
+        other => return other.map(|_| ()),
+    }
+    let history = SecretHistory {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            ..ObjectMeta::default()
+        },
+        versions: vec![version(1)],
+        deleted: None,
+    };
+    match state.create(Some(&ns), history, false).await {
+        Err(ApiError::AlreadyExists { .. }) => append().await.map(|_| ()),
+        other => other.map(|_| ()),
+    }
 }
 
 async fn mark_deleted(state: &AppState, secret: &Secret) -> ApiResult<()> {

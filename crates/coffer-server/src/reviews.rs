@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::authn::UserInfo;
+use crate::body;
 use crate::negotiate::{self, BodyFormat};
 use crate::resources::{Target, json_ok};
 use crate::state::AppState;
@@ -68,14 +69,9 @@ pub fn decode_body<T: RequestObject + DeserializeOwned>(
     };
     let mut value: serde_json::Value = match negotiate::body_format(headers)? {
         BodyFormat::Protobuf => return decode_request(body).map_err(|e| bad(e.to_string())),
-        BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| bad(e.to_string()))?,
-        _ => serde_json::from_slice(body).map_err(|e| {
-            bad(format!(
-                "invalid JSON at line {}, column {}",
-                e.line(),
-                e.column()
-            ))
-        })?,
+        // Bodies carry tokens: errors keep positions and types, never quoted input.
+        BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| bad(body::yaml_error(&e)))?,
+        _ => serde_json::from_slice(body).map_err(|e| bad(body::json_error(&e)))?,
     };
     // Go reads `null` as the zero value; kubectl 1.27 sends `"audiences": null`. `status`
     // is the server's to fill, so whatever the client sent there is dropped.
@@ -83,7 +79,7 @@ pub fn decode_body<T: RequestObject + DeserializeOwned>(
     if let Some(map) = value.as_object_mut() {
         map.remove("status");
     }
-    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    serde_json::from_value(value).map_err(|e| bad(body::strip_values(&e.to_string())))
 }
 
 fn drop_nulls(value: &mut serde_json::Value) {
@@ -261,5 +257,33 @@ fn decide(
         denied: None,
         reason: (!decision.reason.is_empty()).then_some(decision.reason),
         evaluation_error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, header};
+    use coffer_api::k8s_openapi::api::authentication::v1::TokenReview;
+
+    use super::*;
+
+    #[test]
+    fn decode_errors_never_quote_the_token() {
+        let canary = "tok-canary-8f2e";
+        for (content_type, body) in [
+            (
+                "application/json",
+                format!(r#"{{"spec":{{"token":["{canary}"]}}}}"#),
+            ),
+            ("application/yaml", format!("spec:\n  token: [{canary}]\n")),
+            ("application/yaml", format!("spec: {{token: \"{canary}\"\n")),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            let err = decode_body::<TokenReview>(&headers, body.as_bytes())
+                .expect_err("malformed review");
+            let text = err.status().to_string();
+            assert!(!text.contains(canary), "{content_type}: {text}");
+        }
     }
 }
