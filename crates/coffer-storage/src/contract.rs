@@ -89,14 +89,18 @@ pub struct GetResponse {
     pub revision: Revision,
 }
 
-/// The answer to [`Store::range`].
+/// The answer to [`Store::range`] and [`Store::range_at`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeResponse {
     /// Matching keys in ascending byte order.
     pub kvs: Vec<KeyValue>,
     /// True when the limit cut the answer short and more keys match after the last one.
     pub more: bool,
-    /// The store's revision when the read was made; every kv has `mod_revision <= revision`.
+    /// How many matching keys follow the last one returned, at `revision` (0 unless `more`;
+    /// kube-apiserver's `remainingItemCount`, from etcd's `count`).
+    pub remaining: u64,
+    /// The revision the read was made at: the one asked for, or the store's latest; every kv
+    /// has `mod_revision <= revision`.
     pub revision: Revision,
 }
 
@@ -247,12 +251,29 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &[u8]) -> Result<GetResponse>;
 
     /// Reads keys starting with `prefix` in ascending order, after `start_after` when given,
-    /// at most `limit` of them (0 = no limit), all at one consistent revision.
+    /// at most `limit` of them (0 = no limit), all at the latest revision. Never bumps the
+    /// revision.
     async fn range(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+    ) -> Result<RangeResponse> {
+        self.range_at(prefix, start_after, limit, None).await
+    }
+
+    /// [`Store::range`] as of `revision` (`None` or `Revision::ZERO`: the latest): every key
+    /// that existed then, with its value, `mod_revision`, `create_revision` and `version` of
+    /// then, including keys deleted since, and none created since (etcd's range with
+    /// `revision`). Paging with `start_after` at one revision gives a consistent snapshot.
+    /// Errors: [`Error::Compacted`] before the last compaction (the compaction revision itself
+    /// is still readable, as in etcd), [`Error::FutureRevision`] beyond the current revision.
+    async fn range_at(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        revision: Option<Revision>,
     ) -> Result<RangeResponse>;
 
     /// Applies a single-key compare-and-swap atomically and durably: once it returns

@@ -11,6 +11,7 @@
 mod commit;
 mod hub;
 mod records;
+mod snapshot;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -182,42 +183,62 @@ impl Shared {
         })
     }
 
+    /// A range as of `at` (`None`/0: the latest), in one read transaction (see
+    /// `snapshot.rs`). Keys past the limit are counted, not loaded.
     fn range(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        at: Option<Revision>,
     ) -> Result<RangeResponse> {
         let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-        let revision = commit::read_meta(&read, self)?.0;
+        let (current, compacted) = commit::read_meta(&read, self)?;
+        let at = match at.map(Revision::get) {
+            None | Some(0) => current,
+            Some(at) if at > current => {
+                return Err(Error::FutureRevision {
+                    requested: Revision::new(at),
+                    current: Revision::new(current),
+                });
+            }
+            Some(at) if at < compacted => {
+                return Err(Error::Compacted {
+                    requested: Revision::new(at),
+                    compacted: Revision::new(compacted),
+                });
+            }
+            Some(at) => at,
+        };
         let index = read.open_table(INDEX).map_err(|e| self.backend(e))?;
         let revs = read.open_table(REVS).map_err(|e| self.backend(e))?;
-        let iter = match start_after {
-            Some(after) if after >= prefix => {
-                index.range::<&[u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-            }
-            _ => index.range::<&[u8]>(prefix..),
-        }
-        .map_err(|e| self.backend(e))?;
+        let changed = snapshot::changed_since(self, &revs, prefix, at, current)?;
+        let start = snapshot::start_bound(prefix, start_after);
+        let live = index
+            .range::<&[u8]>((start, std::ops::Bound::Unbounded))
+            .map_err(|e| self.backend(e))?
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.backend(e))?;
+                let entry =
+                    IndexEntry::decode(v.value()).ok_or_else(|| self.corrupt("bad index entry"))?;
+                Ok((k.value().to_vec(), entry.mod_revision))
+            })
+            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
         let mut kvs = Vec::new();
-        let mut more = false;
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.backend(e))?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
+        let mut remaining = 0;
+        for revision in snapshot::AtRevision::new(live, &changed, start) {
+            let revision = revision?;
             if limit != 0 && kvs.len() == limit {
-                more = true;
-                break;
+                remaining += 1;
+            } else {
+                kvs.push(self.load(&revs, revision)?);
             }
-            let entry =
-                IndexEntry::decode(v.value()).ok_or_else(|| self.corrupt("bad index entry"))?;
-            kvs.push(self.load(&revs, entry.mod_revision)?);
         }
         Ok(RangeResponse {
             kvs,
-            more,
-            revision: Revision::new(revision),
+            more: remaining > 0,
+            remaining,
+            revision: Revision::new(at),
         })
     }
 
@@ -282,18 +303,21 @@ impl Store for EmbeddedStore {
         self.shared.get(key)
     }
 
-    async fn range(
+    async fn range_at(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        revision: Option<Revision>,
     ) -> Result<RangeResponse> {
         let shared = Arc::clone(&self.shared);
         let prefix = prefix.to_vec();
         let start_after = start_after.map(<[u8]>::to_vec);
-        tokio::task::spawn_blocking(move || shared.range(&prefix, start_after.as_deref(), limit))
-            .await
-            .map_err(|e| Error::Backend(format!("range task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            shared.range(&prefix, start_after.as_deref(), limit, revision)
+        })
+        .await
+        .map_err(|e| Error::Backend(format!("range task failed: {e}")))?
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome> {

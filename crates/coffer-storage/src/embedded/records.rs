@@ -117,6 +117,15 @@ impl Record {
         })
     }
 
+    /// The key and `prev_mod_revision` of an encoded record, without copying its value (for
+    /// scans of `revs` that only need to know which keys changed).
+    pub fn key_and_prev(bytes: &[u8]) -> Option<(&[u8], u64)> {
+        let prev_mod_revision = read_u64(bytes, 17)?;
+        let key_len = u32::from_be_bytes(bytes.get(25..29)?.try_into().ok()?) as usize;
+        let key = bytes.get(RECORD_HEADER..RECORD_HEADER.checked_add(key_len)?)?;
+        Some((key, prev_mod_revision))
+    }
+
     /// The key-value this record describes, as stored at `revision`.
     pub fn key_value(&self, revision: u64) -> KeyValue {
         KeyValue {
@@ -166,6 +175,10 @@ mod tests {
             version: 2,
             prev_mod_revision: 3,
         };
+        assert_eq!(
+            Record::key_and_prev(&r.encode()),
+            Some((&b"/registry/secrets/a/b"[..], 3))
+        );
         assert_eq!(Record::decode(&r.encode()), Some(r));
         let e = IndexEntry {
             mod_revision: 9,

@@ -147,6 +147,58 @@ impl EtcdStore {
     }
 }
 
+impl EtcdStore {
+    /// Turns etcd's `mvcc: required revision has been compacted` / `... is a future revision`
+    /// answers to a read at `requested` into the contract's errors, with the revision etcd
+    /// compacted to (read from a watch at `requested`, which etcd cancels naming it) or its
+    /// current revision.
+    async fn revision_error(&self, msg: String, requested: Revision) -> Error {
+        if msg.contains("required revision has been compacted") {
+            let compacted = self.compact_revision(requested).await.unwrap_or(requested);
+            return Error::Compacted {
+                requested,
+                compacted,
+            };
+        }
+        if msg.contains("required revision is a future revision") {
+            return match self.current_revision().await {
+                Ok(current) => Error::FutureRevision { requested, current },
+                Err(e) => e,
+            };
+        }
+        Error::Backend(msg)
+    }
+
+    /// etcd's compaction revision, when `requested` is older than it.
+    async fn compact_revision(&self, requested: Revision) -> Option<Revision> {
+        let start = i64::try_from(requested.get()).ok()?;
+        let options = etcd_client::WatchOptions::new().with_start_revision(start);
+        let mut stream = self
+            .client
+            .clone()
+            .watch(b"\0".to_vec(), Some(options))
+            .await
+            .ok()?;
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(Some(resp)) = stream.message().await {
+                if resp.compact_revision() > 0 {
+                    return u64::try_from(resp.compact_revision()).ok();
+                }
+                if resp.canceled() {
+                    return None;
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        // Dropping the stream cancels the watch.
+        drop(stream);
+        answer.map(Revision::new)
+    }
+}
+
 /// True when the request failed while connecting, before any byte of it was sent.
 fn never_sent(e: &etcd_client::Error) -> bool {
     let text = match e {
@@ -193,11 +245,12 @@ impl Store for EtcdStore {
         .await
     }
 
-    async fn range(
+    async fn range_at(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        revision: Option<Revision>,
     ) -> Result<RangeResponse> {
         let from = match start_after {
             Some(after) if after >= prefix => [after, b"\0"].concat(),
@@ -206,22 +259,46 @@ impl Store for EtcdStore {
         };
         let end = prefix_end(prefix);
         let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|mut c| {
-            let (from, end) = (from.clone(), end.clone());
-            async move {
-                let options = GetOptions::new().with_range(end).with_limit(limit_i64);
-                let mut resp = c.get(from, Some(options)).await.map_err(map_err)?;
-                let revision = header_revision(resp.header());
-                let more = resp.more();
-                let kvs = resp.take_kvs().into_iter().map(convert_kv).collect();
-                Ok(RangeResponse {
-                    kvs,
-                    more,
-                    revision,
-                })
+        let at = revision.filter(|r| *r != Revision::ZERO);
+        let at_i64 = match at {
+            Some(r) => i64::try_from(r.get())
+                .map_err(|_| Error::Backend(format!("revision {r} out of range")))?,
+            None => 0,
+        };
+        let read = self
+            .read(|mut c| {
+                let (from, end) = (from.clone(), end.clone());
+                async move {
+                    let options = GetOptions::new()
+                        .with_range(end)
+                        .with_limit(limit_i64)
+                        .with_revision(at_i64);
+                    let mut resp = c.get(from, Some(options)).await.map_err(map_err)?;
+                    let revision = at.unwrap_or_else(|| header_revision(resp.header()));
+                    let more = resp.more();
+                    let kvs: Vec<KeyValue> = resp.take_kvs().into_iter().map(convert_kv).collect();
+                    // etcd's count is every key in the range at that revision, past the limit too.
+                    let count = u64::try_from(resp.count()).unwrap_or(0);
+                    let remaining = if more {
+                        count.saturating_sub(kvs.len() as u64)
+                    } else {
+                        0
+                    };
+                    Ok(RangeResponse {
+                        kvs,
+                        more,
+                        remaining,
+                        revision,
+                    })
+                }
+            })
+            .await;
+        match (read, at) {
+            (Err(Error::Backend(msg)), Some(requested)) => {
+                Err(self.revision_error(msg, requested).await)
             }
-        })
-        .await
+            (other, _) => other,
+        }
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome> {

@@ -17,6 +17,10 @@ use crate::contract::{
 };
 use crate::error::Error;
 
+pub use super::snapshots::{
+    range_at_compaction, range_at_pages_across_writes, range_at_past_revision,
+};
+
 /// A fresh, empty store and the guard (temp dir, etcd process) that keeps it alive.
 pub struct Fixture {
     /// The store under test.
@@ -35,7 +39,8 @@ macro_rules! conformance_suite {
             range_prefix_order_and_pages, revisions_increase_by_one, watch_from_past_revision,
             watch_from_now, watch_filters_by_prefix, compaction, limits_refuse_and_keep_state,
             concurrent_creates_one_wins, concurrent_writers_unique_revisions,
-            watch_sees_concurrent_writes_in_order);
+            watch_sees_concurrent_writes_in_order, range_at_past_revision,
+            range_at_compaction, range_at_pages_across_writes);
     };
     (@tests $setup:path; $($name:ident),*) => {
         $(
@@ -49,11 +54,11 @@ macro_rules! conformance_suite {
     };
 }
 
-fn b(s: &str) -> Bytes {
+pub(crate) fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-async fn committed(store: &dyn Store, txn: Txn) -> Revision {
+pub(crate) async fn committed(store: &dyn Store, txn: Txn) -> Revision {
     match store.txn(txn).await.expect("txn") {
         TxnOutcome::Committed { revision, .. } => revision,
         TxnOutcome::Failed { .. } => panic!("txn unexpectedly failed its compare"),
