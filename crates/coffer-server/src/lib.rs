@@ -20,6 +20,7 @@ mod cache;
 mod discovery;
 mod history;
 mod kinds;
+mod listing;
 mod negotiate;
 mod openapi;
 mod openapi_custom;

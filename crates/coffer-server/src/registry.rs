@@ -36,6 +36,9 @@ pub struct ListPage<K> {
     pub revision: Revision,
     /// The last key returned, when more matching objects may follow.
     pub next: Option<Bytes>,
+    /// How many stored objects follow `next` at `revision`, before any filter (kube's
+    /// `remainingItemCount`, meaningful only for an unfiltered list); 0 without `next`.
+    pub remaining: u64,
 }
 
 impl AppState {
@@ -91,18 +94,19 @@ impl AppState {
     }
 
     /// One page of a collection as [`AppState::encoded`] JSON items, for lists that keep
-    /// every object as stored (no selector, nothing withheld). Items are decoded in parallel
-    /// chunks; cached revisions are not decoded at all.
+    /// every object as stored (no selector, nothing withheld), at `revision` (`None`: the
+    /// latest). Items are decoded in parallel chunks; cached revisions are not decoded at all.
     pub async fn list_encoded<K: ApiKind>(
         &self,
         namespace: Option<&str>,
         limit: usize,
         start_after: Option<Bytes>,
+        revision: Option<Revision>,
     ) -> ApiResult<ListPage<Bytes>> {
         let prefix = self.prefix_of::<K>(namespace);
         let range = self
             .store
-            .range(&prefix, start_after.as_deref(), limit)
+            .range_at(&prefix, start_after.as_deref(), limit, revision)
             .await?;
         let next = if range.more {
             range.kvs.last().map(|kv| kv.key.clone())
@@ -119,6 +123,7 @@ impl AppState {
             items,
             revision: range.revision,
             next,
+            remaining: range.remaining,
         })
     }
 
@@ -166,6 +171,17 @@ impl AppState {
         namespace: Option<&str>,
         req: &ListRequest<'_, K>,
     ) -> ApiResult<ListPage<K>> {
+        self.list_at(namespace, req, None).await
+    }
+
+    /// [`AppState::list`] at `revision` (`None`: the latest). Every storage page after the
+    /// first reads at the first one's revision, so the answer is one snapshot.
+    pub async fn list_at<K: ApiKind>(
+        &self,
+        namespace: Option<&str>,
+        req: &ListRequest<'_, K>,
+        revision: Option<Revision>,
+    ) -> ApiResult<ListPage<K>> {
         let prefix = self.prefix_of::<K>(namespace);
         let batch = if req.limit == 0 {
             0
@@ -174,9 +190,12 @@ impl AppState {
         };
         let mut after = req.start_after.clone();
         let mut items = Vec::new();
-        let mut revision = None;
+        let mut revision = revision;
         loop {
-            let range = self.store.range(&prefix, after.as_deref(), batch).await?;
+            let range = self
+                .store
+                .range_at(&prefix, after.as_deref(), batch, revision)
+                .await?;
             revision.get_or_insert(range.revision);
             let count = range.kvs.len();
             let keys: Vec<Bytes> = range.kvs.iter().map(|kv| kv.key.clone()).collect();
@@ -193,11 +212,12 @@ impl AppState {
                 }
                 items.push(obj);
                 if req.limit != 0 && items.len() == req.limit {
-                    let more = range.more || i + 1 < count;
+                    let remaining = (count - i - 1) as u64 + range.remaining;
                     return Ok(ListPage {
                         items,
                         revision: revision.expect("BUG: set above"),
-                        next: more.then_some(key),
+                        next: (remaining > 0).then_some(key),
+                        remaining,
                     });
                 }
             }
@@ -206,6 +226,7 @@ impl AppState {
                     items,
                     revision: revision.expect("BUG: set above"),
                     next: None,
+                    remaining: 0,
                 });
             }
             after = last;

@@ -8,8 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_api::k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, NamespaceStatus, Secret, ServiceAccount,
 };
@@ -21,6 +19,7 @@ use serde_json::{Value, json};
 use crate::authn::UserInfo;
 use crate::body::{self, FieldValidation};
 use crate::kinds::{Admission, ApiKind};
+use crate::listing::{ListParams, ListStart, list_meta};
 use crate::negotiate::{self, Output, PatchType};
 use crate::registry::ListRequest;
 use crate::state::AppState;
@@ -166,6 +165,10 @@ impl Target {
 pub struct ApiQuery {
     watch: Option<String>,
     resource_version: Option<String>,
+    /// `resourceVersionMatch` (LIST only, §12.1).
+    resource_version_match: Option<String>,
+    /// `sendInitialEvents` (WatchList; forbidden on a LIST).
+    send_initial_events: Option<bool>,
     label_selector: Option<String>,
     field_selector: Option<String>,
     limit: Option<usize>,
@@ -467,10 +470,11 @@ async fn list<K: ApiKind>(
     let (labels, fields) = selectors::<K>(q)?;
     let redactor = Redactor::for_request::<K>(state, user);
     // Every object as stored, in JSON: items come from the object cache (`cache.rs`).
+    let (labels_empty, fields_empty) = (labels.is_empty(), fields.is_empty());
     let as_stored = output == Output::Json
         && !q.is_watch()
-        && labels.is_empty()
-        && fields.is_empty()
+        && labels_empty
+        && fields_empty
         && redactor.is_none();
     let filter = move |o: &K| {
         labels.matches(o.metadata().labels.as_ref().unwrap_or(&EMPTY_LABELS))
@@ -495,27 +499,39 @@ async fn list<K: ApiKind>(
         )
         .await;
     }
-    let start_after = match q.continue_.as_deref().filter(|c| !c.is_empty()) {
-        Some(token) => Some(decode_continue(token)?),
-        None => None,
-    };
+    let start = ListStart::parse(ListParams {
+        resource_version: q.resource_version.as_deref(),
+        resource_version_match: q.resource_version_match.as_deref(),
+        continue_token: q.continue_.as_deref(),
+        send_initial_events: q.send_initial_events,
+    })?;
     if as_stored {
         let page = state
-            .list_encoded::<K>(namespace, q.limit.unwrap_or(0), start_after)
-            .await?;
-        let meta = list_meta(page.revision, page.next.as_deref());
+            .list_encoded::<K>(
+                namespace,
+                q.limit.unwrap_or(0),
+                start.start_after.clone(),
+                start.revision,
+            )
+            .await
+            .map_err(|e| start.expired(e))?;
+        let meta = list_meta(page.revision, page.next.as_deref(), Some(page.remaining));
         return Ok(json_list::<K>(&meta, &page.items));
     }
+    // kube counts the remaining items only when no selector filtered the list.
+    let unfiltered = labels_empty && fields_empty;
     let page = state
-        .list::<K>(
+        .list_at::<K>(
             namespace,
             &ListRequest {
                 limit: q.limit.unwrap_or(0),
-                start_after,
+                start_after: start.start_after.clone(),
                 filter: &filter,
             },
+            start.revision,
         )
-        .await?;
+        .await
+        .map_err(|e| start.expired(e))?;
     let mut items = page.items;
     let mut withheld = 0;
     if let Some(redactor) = redactor {
@@ -523,7 +539,11 @@ async fn list<K: ApiKind>(
             withheld += usize::from(redactor.apply(item));
         }
     }
-    let meta = list_meta(page.revision, page.next.as_deref());
+    let meta = list_meta(
+        page.revision,
+        page.next.as_deref(),
+        unfiltered.then_some(page.remaining),
+    );
     let mut response = match output {
         Output::Table(v) => table_response(crate::table::table(&items, v, meta, true), v),
         Output::Json => {
@@ -1083,34 +1103,6 @@ impl DeleteOptions {
             ))
         })
     }
-}
-
-/// A continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>"}` as
-/// kube-apiserver writes it.
-fn encode_continue(key: &[u8], revision: u64) -> String {
-    let body =
-        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": String::from_utf8_lossy(key)});
-    URL_SAFE_NO_PAD.encode(body.to_string())
-}
-
-fn decode_continue(token: &str) -> ApiResult<bytes::Bytes> {
-    let bad =
-        || ApiError::BadRequest("continue key is not valid: malformed continue token".to_owned());
-    let raw = URL_SAFE_NO_PAD
-        .decode(token.trim_end_matches('='))
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
-    Ok(bytes::Bytes::from(start.to_owned()))
-}
-
-/// The `metadata` of a list: its revision and, when more follows, the continue token.
-fn list_meta(revision: coffer_storage::Revision, next: Option<&[u8]>) -> Value {
-    let mut meta = json!({"resourceVersion": revision.to_string()});
-    if let Some(next) = next {
-        meta["continue"] = json!(encode_continue(next, revision.get()));
-    }
-    meta
 }
 
 /// A 200 `<Kind>List` of already encoded items, written straight into one buffer.

@@ -125,6 +125,13 @@ pub enum ApiError {
     /// 410 `Expired` (a compacted resourceVersion or continue token).
     #[error("{0}")]
     Expired(String),
+    /// 410 `Expired` for a continue token whose snapshot was compacted (§12.2): kube's fixed
+    /// text, and in the Status's `metadata.continue` a token resuming from the latest state.
+    #[error("{}", crate::listing::CONTINUE_EXPIRED)]
+    ContinueExpired {
+        /// The inconsistent continuation token.
+        fresh: String,
+    },
     /// 413 `RequestEntityTooLarge`.
     #[error("{0}")]
     TooLarge(String),
@@ -186,7 +193,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. }
             | ApiError::Conflict { .. }
             | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
-            ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::Expired(_) | ApiError::ContinueExpired { .. } => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -257,6 +264,7 @@ impl ApiError {
                 })),
             ),
             ApiError::Expired(m) => ("Expired", m.clone(), None),
+            ApiError::ContinueExpired { .. } => ("Expired", self.to_string(), None),
             ApiError::TooLarge(m) => ("RequestEntityTooLarge", m.clone(), None),
             ApiError::UnsupportedMediaType(_) => ("UnsupportedMediaType", self.to_string(), None),
             ApiError::Invalid { kind, name, causes } => {
@@ -311,6 +319,9 @@ impl ApiError {
         });
         if let Some(d) = details {
             status["details"] = d;
+        }
+        if let ApiError::ContinueExpired { fresh } = self {
+            status["metadata"]["continue"] = json!(fresh);
         }
         status
     }

@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::status::{ApiResult, Cause, GroupResource};
 
 /// The causes of a 422 for these field errors.
-fn causes(errors: Vec<coffer_api::FieldError>) -> Vec<Cause> {
+pub(crate) fn causes(errors: Vec<coffer_api::FieldError>) -> Vec<Cause> {
     errors
         .iter()
         .map(|e| Cause {
