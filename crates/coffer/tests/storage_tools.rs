@@ -461,3 +461,65 @@ fn online_rewrap_on_etcd() {
     assert!(out.contains("3  secretbox key key2"), "{out}");
     assert_read_back(&coffer, &names);
 }
+
+/// On etcd, LIST pages read the first page's snapshot (etcd's range at a revision) while
+/// Secrets change in between, and `coffer storage compact` run while serving expires the
+/// continue token with kube's 410 (`reference/k8s-api.md` §12.2).
+#[test]
+fn paginated_list_on_etcd_is_one_snapshot() {
+    let etcd = Etcd::start();
+    let store = [
+        "--etcd-servers",
+        etcd.url.as_str(),
+        "--etcd-prefix",
+        "/kube",
+    ];
+    let coffer = Coffer::start(&store);
+    create_secrets(&coffer, &["page-a", "page-b", "page-c"]);
+    let raw = |query: &str| -> serde_json::Value {
+        let path = format!("/api/v1/namespaces/default/secrets?{query}");
+        serde_json::from_str(&coffer.ok(KUBECTL, &["get", "--raw", &path])).expect("a list")
+    };
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let first = raw("limit=2");
+    assert_eq!(names(&first), ["page-a", "page-b"]);
+    assert_eq!(first["metadata"]["remainingItemCount"], 1, "{first}");
+    let token = first["metadata"]["continue"].as_str().expect("token");
+    coffer.ok(KUBECTL, &["delete", "secret", "page-c"]);
+    create_secrets(&coffer, &["page-bb"]);
+    let second = raw(&format!("limit=2&continue={token}"));
+    assert_eq!(names(&second), ["page-c"], "the first page's snapshot");
+    assert_eq!(
+        second["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+
+    let (ok, out, err) = tool(
+        &coffer,
+        &[
+            "compact",
+            "--etcd-servers",
+            &etcd.url,
+            "--etcd-prefix",
+            "/kube",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let path = format!("/api/v1/namespaces/default/secrets?limit=2&continue={token}");
+    let out = coffer.kubectl(KUBECTL, &["get", "--raw", &path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "The provided continue parameter is too old to display a consistent list result."
+        ),
+        "{stderr}"
+    );
+}
