@@ -221,9 +221,12 @@ impl Shared {
                 let (k, v) = item.map_err(|e| self.backend(e))?;
                 let entry =
                     IndexEntry::decode(v.value()).ok_or_else(|| self.corrupt("bad index entry"))?;
-                Ok((k.value().to_vec(), entry.mod_revision))
+                Ok((k, entry.mod_revision))
             })
-            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
+            .take_while(|item| {
+                item.as_ref()
+                    .map_or(true, |(k, _)| k.value().starts_with(prefix))
+            });
         let mut kvs = Vec::new();
         let mut remaining = 0;
         for revision in snapshot::AtRevision::new(live, &changed, start) {

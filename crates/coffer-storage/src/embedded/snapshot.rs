@@ -64,15 +64,28 @@ pub(super) fn start_bound<'k>(prefix: &'k [u8], start_after: Option<&'k [u8]>) -
     }
 }
 
+/// A key as the merge compares it, borrowed from redb's page (no copy per key: a range at the
+/// latest revision walks every key through here).
+pub(super) trait KeyBytes {
+    /// The key's bytes.
+    fn key_bytes(&self) -> &[u8];
+}
+
+impl KeyBytes for redb::AccessGuard<'_, &'static [u8]> {
+    fn key_bytes(&self) -> &[u8] {
+        self.value()
+    }
+}
+
 /// The keys of a range at the read revision, in key order, each as the `revs` revision that
 /// holds its state then: live keys unchanged since, merged with changed keys that existed.
-pub(super) struct AtRevision<'a, I: Iterator<Item = Result<(Vec<u8>, u64)>>> {
+pub(super) struct AtRevision<'a, K, I: Iterator<Item = Result<(K, u64)>>> {
     live: Peekable<I>,
     past: Peekable<btree_map::Range<'a, Bytes, u64>>,
     changed: &'a BTreeMap<Bytes, u64>,
 }
 
-impl<'a, I: Iterator<Item = Result<(Vec<u8>, u64)>>> AtRevision<'a, I> {
+impl<'a, K: KeyBytes, I: Iterator<Item = Result<(K, u64)>>> AtRevision<'a, K, I> {
     /// `live`: `index` entries from the start bound on, as `(key, mod_revision)`, ending at
     /// the prefix's end. `changed`: from [`changed_since`].
     pub fn new(live: I, changed: &'a BTreeMap<Bytes, u64>, start: Bound<&[u8]>) -> Self {
@@ -86,7 +99,7 @@ impl<'a, I: Iterator<Item = Result<(Vec<u8>, u64)>>> AtRevision<'a, I> {
     }
 }
 
-impl<I: Iterator<Item = Result<(Vec<u8>, u64)>>> Iterator for AtRevision<'_, I> {
+impl<K: KeyBytes, I: Iterator<Item = Result<(K, u64)>>> Iterator for AtRevision<'_, K, I> {
     type Item = Result<u64>;
 
     fn next(&mut self) -> Option<Result<u64>> {
@@ -97,14 +110,14 @@ impl<I: Iterator<Item = Result<(Vec<u8>, u64)>>> Iterator for AtRevision<'_, I> 
             .live
             .next_if(|l| {
                 l.as_ref()
-                    .is_ok_and(|(k, _)| self.changed.contains_key(&k[..]))
+                    .is_ok_and(|(k, _)| self.changed.contains_key(k.key_bytes()))
             })
             .is_some()
         {}
         let take_live = match (self.live.peek(), self.past.peek()) {
             (None, None) => return None,
             (Some(Err(_)), _) | (Some(Ok(_)), None) => true,
-            (Some(Ok((live, _))), Some((past, _))) => live.as_slice() < past.as_ref(),
+            (Some(Ok((live, _))), Some((past, _))) => live.key_bytes() < past.as_ref(),
             (None, Some(_)) => false,
         };
         if take_live {
