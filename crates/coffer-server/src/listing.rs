@@ -46,6 +46,8 @@ pub struct ListStart {
     pub revision: Option<Revision>,
     /// Resume after this storage key (from a continue token).
     pub start_after: Option<Bytes>,
+    /// `resourceVersion=N` without `Exact`: the latest state must be at least N.
+    pub not_older_than: Option<Revision>,
 }
 
 impl ListStart {
@@ -105,25 +107,33 @@ impl ListStart {
             return Ok(ListStart {
                 revision,
                 start_after: Some(start_after),
+                not_older_than: None,
             });
         }
-        let revision = match (rv, p.resource_version_match) {
-            (Some(v), Some("Exact")) => {
-                Some(Revision::new(v.parse::<u64>().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid resource version: {v:?}"))
-                })?))
-            }
-            (Some(v), _) if v != "0" && v.parse::<u64>().is_err() => {
-                return Err(ApiError::BadRequest(format!(
-                    "invalid resource version: {v:?}"
-                )));
-            }
-            _ => None,
+        let parsed = match rv.filter(|v| *v != "0") {
+            Some(v) => Some(Revision::new(v.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!("invalid resource version: {v:?}"))
+            })?)),
+            None => None,
         };
+        let exact = p.resource_version_match == Some("Exact");
         Ok(ListStart {
-            revision,
+            revision: parsed.filter(|_| exact),
             start_after: None,
+            not_older_than: parsed.filter(|_| !exact),
         })
+    }
+
+    /// Checks that a page read at the latest `revision` is not older than the
+    /// `resourceVersion` asked for: kube's 504 `Too large resource version` otherwise.
+    pub fn fresh_enough(&self, revision: Revision) -> ApiResult<()> {
+        match self.not_older_than {
+            Some(min) if min > revision => Err(ApiError::TooLargeResourceVersion {
+                requested: min.get(),
+                current: revision.get(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Turns a compacted snapshot of a continuation into kube's continue 410, which carries a
@@ -217,6 +227,7 @@ mod tests {
         let latest = ListStart {
             revision: None,
             start_after: None,
+            not_older_than: None,
         };
         assert_eq!(parse(None, None, None).ok(), Some(latest.clone()));
         assert_eq!(parse(Some("0"), None, None).ok(), Some(latest.clone()));
@@ -224,11 +235,30 @@ mod tests {
             parse(Some("0"), Some("NotOlderThan"), None).ok(),
             Some(latest.clone())
         );
+        let at_least_7 = ListStart {
+            not_older_than: Some(Revision::new(7)),
+            ..latest
+        };
         assert_eq!(
             parse(Some("7"), Some("NotOlderThan"), None).ok(),
-            Some(latest.clone())
+            Some(at_least_7.clone())
         );
-        assert_eq!(parse(Some("7"), None, None).ok(), Some(latest));
+        assert_eq!(parse(Some("7"), None, None).ok(), Some(at_least_7.clone()));
+        assert!(at_least_7.fresh_enough(Revision::new(7)).is_ok());
+        let e = at_least_7.fresh_enough(Revision::new(6)).expect_err("504");
+        let status = e.status();
+        assert_eq!(
+            (e.code().as_u16(), &status["reason"]),
+            (504, &json!("Timeout"))
+        );
+        assert_eq!(
+            status["message"],
+            "Timeout: Too large resource version: 7, current: 6"
+        );
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "ResourceVersionTooLarge"
+        );
         assert_eq!(
             parse(Some("7"), Some("Exact"), None)
                 .ok()

@@ -515,6 +515,7 @@ async fn list<K: ApiKind>(
             )
             .await
             .map_err(|e| start.expired(e))?;
+        start.fresh_enough(page.revision)?;
         let meta = list_meta(page.revision, page.next.as_deref(), Some(page.remaining));
         return Ok(json_list::<K>(&meta, &page.items));
     }
@@ -532,6 +533,7 @@ async fn list<K: ApiKind>(
         )
         .await
         .map_err(|e| start.expired(e))?;
+    start.fresh_enough(page.revision)?;
     let mut items = page.items;
     let mut withheld = 0;
     if let Some(redactor) = redactor {

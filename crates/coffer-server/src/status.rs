@@ -158,6 +158,15 @@ pub enum ApiError {
         /// The namespace.
         namespace: String,
     },
+    /// 504 `Timeout`: a LIST asked for a resourceVersion newer than the store's (kube's
+    /// `storage.NewTooLargeResourceVersionError`, with a `ResourceVersionTooLarge` cause).
+    #[error("Timeout: Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion {
+        /// The resourceVersion asked for.
+        requested: u64,
+        /// The store's current revision.
+        current: u64,
+    },
     /// 503 `ServiceUnavailable`: storage cannot be reached.
     #[error("storage unavailable")]
     Unavailable(String),
@@ -197,6 +206,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -296,6 +306,17 @@ impl ApiError {
                 }
                 ("Invalid", format!("{kind} {name:?} is invalid: {joined}"), Some(d))
             }
+            ApiError::TooLargeResourceVersion { .. } => (
+                "Timeout",
+                self.to_string(),
+                Some(json!({
+                    "causes": [{
+                        "reason": "ResourceVersionTooLarge",
+                        "message": "Too large resource version",
+                    }],
+                    "retryAfterSeconds": 1,
+                })),
+            ),
             ApiError::Unavailable(_) => (
                 "ServiceUnavailable",
                 "the storage backend is unavailable; try again".to_owned(),
@@ -363,6 +384,10 @@ impl From<coffer_storage::Error> for ApiError {
             } => ApiError::Expired(format!(
                 "too old resource version: {requested} ({compacted})"
             )),
+            E::FutureRevision { requested, current } => ApiError::TooLargeResourceVersion {
+                requested: requested.get(),
+                current: current.get(),
+            },
             E::ValueTooLarge { size, limit, .. } => ApiError::TooLarge(format!(
                 "the object is {size} bytes once encoded and encrypted, over the storage limit of {limit} bytes"
             )),

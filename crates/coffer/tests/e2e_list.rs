@@ -155,6 +155,23 @@ fn paginated_list_is_one_snapshot_and_expires_with_kubes_410() {
         assert_eq!(names, latest_names, "{query}");
     }
 
+    // A resourceVersion from the future: kube's 504, for Exact and NotOlderThan alike.
+    let future: u64 = rv.parse::<u64>().expect("numeric rv") + 1000;
+    for rv_match in ["Exact", "NotOlderThan"] {
+        let r = client.get(&format!(
+            "{SECRETS}?resourceVersion={future}&resourceVersionMatch={rv_match}"
+        ));
+        assert_eq!(r.status, 504, "{}", r.text());
+        assert_eq!(r.json()["reason"], "Timeout");
+        assert!(
+            r.message().starts_with(&format!(
+                "Timeout: Too large resource version: {future}, current: "
+            )),
+            "{}",
+            r.message()
+        );
+    }
+
     // Invalid combinations: kube's 422s (and 400 for a resourceVersion with continue).
     let invalid = |query: &str, message: &str| {
         let r = client.get(&format!("{SECRETS}?{query}"));
