@@ -267,8 +267,9 @@ pub trait Store: Send + Sync + 'static {
     /// then, including keys deleted since, and none created since (etcd's range with
     /// `revision`). Paging with `start_after` at one revision gives a consistent snapshot.
     /// Never bumps the revision; the embedded backend's cost grows with the writes since
-    /// `revision` (it replays their keys). Errors: [`Error::Compacted`] before the last compaction (the compaction revision itself
-    /// is still readable, as in etcd), [`Error::FutureRevision`] beyond the current revision.
+    /// `revision` (it replays their keys). Errors: [`Error::Compacted`] before the last
+    /// compaction (the compaction revision itself is still readable, as in etcd),
+    /// [`Error::FutureRevision`] beyond the current revision.
     async fn range_at(
         &self,
         prefix: &[u8],
