@@ -24,6 +24,10 @@ use coffer_storage::{EmbeddedStore, KeyLayout};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+/// The allocator the `coffer` binary ships with, for both servers measured here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REPETITIONS: usize = 3;
 const LIST_SIZE: usize = 10_000;
 const RBAC_REPETITIONS: usize = 5;

@@ -77,18 +77,25 @@ where
         // Members of system:masters need no attributes: nothing is evaluated.
         note_decision(&req, "allow", "");
     } else {
-        let mut attrs = coffer_access::request_attributes(
-            req.method().as_str(),
-            req.uri().path(),
-            req.uri().query(),
-        );
-        coffer_subresource_as_parent(&mut attrs);
-        let decision = state.rbac.policy().authorize(user, &attrs);
-        if !decision.allowed {
-            note_decision(&req, "forbid", &decision.reason);
-            return forbidden(user, &attrs, &decision.reason).into_response();
+        let (method, path, query) = (req.method().as_str(), req.uri().path(), req.uri().query());
+        let policy = state.rbac.policy();
+        let key = crate::decisions::key(user, method, path, query);
+        if let Some(reason) = state.rbac.decisions.allowed(&policy, &key) {
+            note_decision(&req, "allow", &reason);
+        } else {
+            let mut attrs = coffer_access::request_attributes(method, path, query);
+            coffer_subresource_as_parent(&mut attrs);
+            let decision = policy.authorize(user, &attrs);
+            if !decision.allowed {
+                note_decision(&req, "forbid", &decision.reason);
+                return forbidden(user, &attrs, &decision.reason).into_response();
+            }
+            state
+                .rbac
+                .decisions
+                .remember(&policy, key, &decision.reason);
+            note_decision(&req, "allow", &decision.reason);
         }
-        note_decision(&req, "allow", &decision.reason);
     }
     next(req).await
 }

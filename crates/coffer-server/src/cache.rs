@@ -111,6 +111,34 @@ impl ObjectCache {
         Some(entry.body.clone())
     }
 
+    /// The revision and body held for `key` in `api_version`, decrypted by `transformers`:
+    /// the caller must confirm with storage that the key still has that revision before
+    /// serving the body (`Store::get_unless`), which then needs no value read at all.
+    pub fn known(
+        &self,
+        key: &[u8],
+        api_version: &str,
+        transformers: &Arc<PrefixTransformers>,
+    ) -> Option<(u64, Bytes)> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut lru = self.lock();
+        let lru = &mut *lru;
+        let entry = lru.entries.get_mut(key)?;
+        let variant = &entry.variant;
+        if variant.api_version != api_version
+            || !std::ptr::eq(variant.transformers.as_ptr(), Arc::as_ptr(transformers))
+        {
+            return None;
+        }
+        lru.tick += 1;
+        lru.order.remove(&entry.used);
+        entry.used = lru.tick;
+        lru.order.insert(entry.used, entry.key.clone());
+        Some((entry.variant.revision, entry.body.clone()))
+    }
+
     /// Keeps `body` (plaintext JSON) for `key` at `variant`, replacing what the key held and
     /// evicting the least recently used entries beyond the bound. The returned [`Bytes`] is
     /// the body to send; its buffer is zeroized when the last copy drops.

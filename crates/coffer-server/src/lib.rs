@@ -17,6 +17,7 @@ mod authz;
 mod body;
 mod bootstrap;
 mod cache;
+mod decisions;
 mod discovery;
 mod history;
 mod kinds;

@@ -23,6 +23,7 @@ use coffer_storage::{EventKind, Revision, WatchEvent};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
+use crate::decisions::Decisions;
 use crate::kinds::ApiKind;
 use crate::registry::ListRequest;
 use crate::state::AppState;
@@ -36,6 +37,8 @@ pub struct RbacCache {
     policy: ArcSwap<Policy>,
     /// The newest revision applied, per kind (index: [`kind_index`]).
     applied: [watch::Sender<u64>; 4],
+    /// Allow decisions made under the current snapshot (`decisions.rs`).
+    pub decisions: Decisions,
 }
 
 impl Default for RbacCache {
@@ -48,6 +51,7 @@ impl Default for RbacCache {
                 Vec::new(),
             )),
             applied: std::array::from_fn(|_| watch::channel(0).0),
+            decisions: Decisions::default(),
         }
     }
 }

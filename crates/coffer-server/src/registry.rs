@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use coffer_api::prepare_for_storage;
 use coffer_encryption::{PrefixTransformers, ReadTransformer, Transformer};
-use coffer_storage::{KeyValue, Revision, Txn, TxnOutcome};
+use coffer_storage::{KeyValue, Lookup, Revision, Txn, TxnOutcome};
 use zeroize::Zeroizing;
 
 use crate::cache::Variant;
@@ -83,7 +83,21 @@ impl AppState {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Bytes> {
-        let got = self.store.get(&self.key_of::<K>(namespace, name)).await?;
+        let key = self.key_of::<K>(namespace, name);
+        let transformer = self.transformer::<K>();
+        // With the body of a known revision cached, storage only confirms the revision.
+        let got = match self
+            .objects
+            .known(&key, &K::served_api_version(), &transformer)
+        {
+            Some((revision, body)) => {
+                match self.store.get_unless(&key, Revision::new(revision)).await? {
+                    Lookup::Unchanged => return Ok(body),
+                    Lookup::Current(got) => got,
+                }
+            }
+            None => self.store.get(&key).await?,
+        };
         match got.kv {
             Some(kv) => self.encoded::<K>(&kv).await,
             None => Err(ApiError::NotFound {

@@ -4,7 +4,7 @@
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -100,26 +100,48 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Target {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, ApiError> {
-        let Path(mut params): Path<std::collections::HashMap<String, String>> =
-            Path::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::UnknownPath)?;
-        let group = params.remove("group").unwrap_or_default();
-        let version = params.remove("version").unwrap_or_default();
-        let served = crate::discovery::group_version(&group, &version).is_some();
-        // `/apis/{group}` with an empty group would be the core group under the wrong prefix.
-        if !served || (group.is_empty() && !parts.uri.path().starts_with("/api/")) {
-            return Err(ApiError::UnknownPath);
+        Target::parse(parts.uri.path()).ok_or(ApiError::UnknownPath)
+    }
+}
+
+impl Target {
+    /// Reads a resource path the way the routes in [`router`] match it (a static segment
+    /// beats a parameter, so `namespaces/{namespace}/{resource}` wins over
+    /// `{resource}/{name}/{subresource}`), percent-decoding each segment. Parsed here rather
+    /// than through axum's `Path<HashMap>`, which allocates a map per request on the GET path.
+    pub fn parse(path: &str) -> Option<Target> {
+        let mut segments = path.strip_prefix('/')?.split('/');
+        let (group, version) = match segments.next()? {
+            "api" => (String::new(), segment(segments.next()?)?),
+            "apis" => (segment(segments.next()?)?, segment(segments.next()?)?),
+            _ => return None,
+        };
+        crate::discovery::group_version(&group, &version)?;
+        let rest = segments.map(segment).collect::<Option<Vec<String>>>()?;
+        let mut rest = rest.into_iter();
+        let mut next = || rest.next();
+        let (first, second, third, fourth, fifth) = (next(), next(), next(), next(), next());
+        if next().is_some() {
+            return None;
         }
+        let (namespace, resource, name, subresource) = match (first, second, third) {
+            (Some(ns_word), Some(namespace), Some(resource)) if ns_word == "namespaces" => {
+                (Some(namespace), resource, fourth, fifth)
+            }
+            (Some(resource), name, subresource) if fourth.is_none() => {
+                (None, resource, name, subresource)
+            }
+            _ => return None,
+        };
         let mut target = Target {
             group,
             version,
-            namespace: params.remove("namespace"),
-            resource: params.remove("resource").unwrap_or_default(),
-            name: params.remove("name"),
-            subresource: params.remove("subresource"),
+            namespace,
+            resource,
+            name,
+            subresource,
         };
         // `/api/v1/namespaces/{name}/status` and `/finalize` are the namespace's own
         // subresources, not collections inside it (kube's RequestInfo special case).
@@ -134,8 +156,23 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Target {
             ));
             target.name = Some(ns);
         }
-        Ok(target)
+        Some(target)
     }
+}
+
+/// One path segment, percent-decoded; `None` for an empty segment (no route matches one) or
+/// one that does not decode to UTF-8.
+fn segment(raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    if !raw.contains('%') {
+        return Some(raw.to_owned());
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 impl Target {
@@ -1167,6 +1204,123 @@ fn add_warnings(response: &mut Response, warnings: &[String]) {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(v) = HeaderValue::from_str(&text) {
             response.headers_mut().append("Warning", v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    /// group, version, namespace, resource, name, subresource.
+    type Parts = (
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+
+    fn parts(path: &str) -> Option<Parts> {
+        Target::parse(path).map(|t| {
+            (
+                t.group,
+                t.version,
+                t.namespace,
+                t.resource,
+                t.name,
+                t.subresource,
+            )
+        })
+    }
+
+    fn some(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    #[test]
+    fn paths_parse_as_the_routes_match_them() {
+        let core = |ns: Option<&str>, r: &str, n: Option<&str>, s: Option<&str>| {
+            Some((
+                String::new(),
+                "v1".to_owned(),
+                ns.map(str::to_owned),
+                r.to_owned(),
+                n.map(str::to_owned),
+                s.map(str::to_owned),
+            ))
+        };
+        assert_eq!(parts("/api/v1/secrets"), core(None, "secrets", None, None));
+        assert_eq!(
+            parts("/api/v1/namespaces"),
+            core(None, "namespaces", None, None)
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1"),
+            core(None, "namespaces", Some("ns1"), None)
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/secrets"),
+            core(Some("ns1"), "secrets", None, None)
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/secrets/s1"),
+            core(Some("ns1"), "secrets", Some("s1"), None)
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/serviceaccounts/sa/token"),
+            core(Some("ns1"), "serviceaccounts", Some("sa"), Some("token"))
+        );
+        // The namespace's own subresources.
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/finalize"),
+            core(None, "namespaces", Some("ns1"), Some("finalize"))
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/status"),
+            core(None, "namespaces", Some("ns1"), Some("status"))
+        );
+        // Percent-encoded segments are decoded.
+        assert_eq!(
+            parts("/api/v1/namespaces/ns1/secrets/a%2Eb"),
+            core(Some("ns1"), "secrets", Some("a.b"), None)
+        );
+        let rbac = parts("/apis/rbac.authorization.k8s.io/v1/namespaces/ns1/roles/r1").unwrap();
+        assert_eq!(
+            (
+                rbac.0.as_str(),
+                rbac.1.as_str(),
+                rbac.2,
+                rbac.3.as_str(),
+                rbac.4
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                some("ns1"),
+                "roles",
+                some("r1")
+            )
+        );
+    }
+
+    #[test]
+    fn paths_no_route_matches_are_refused() {
+        for path in [
+            "/api/v1",
+            "/api/v2/secrets",
+            "/apis/v1/secrets",
+            "/apis/nope.example.com/v1/things",
+            "/api/v1/secrets/",
+            "/api/v1//secrets",
+            "/api/v1/secrets/a/b/c",
+            "/api/v1/namespaces/ns1/secrets/s1/versions/extra",
+            "/api/v1/namespaces/ns1/secrets/%FF",
+            "/other/v1/secrets",
+            "api/v1/secrets",
+        ] {
+            assert!(Target::parse(path).is_none(), "{path} should not parse");
         }
     }
 }

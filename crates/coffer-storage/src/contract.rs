@@ -89,6 +89,15 @@ pub struct GetResponse {
     pub revision: Revision,
 }
 
+/// The answer to [`Store::get_unless`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The key still has the mod revision the caller knows; its value was not read.
+    Unchanged,
+    /// The key's current state, as [`Store::get`] answers it.
+    Current(GetResponse),
+}
+
 /// The answer to [`Store::range`] and [`Store::range_at`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeResponse {
@@ -249,6 +258,18 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent>> + Send>>;
 pub trait Store: Send + Sync + 'static {
     /// Reads one key at the current revision. Never bumps the revision.
     async fn get(&self, key: &[u8]) -> Result<GetResponse>;
+
+    /// Reads one key like [`Store::get`], unless its mod revision is still `known`: then
+    /// [`Lookup::Unchanged`], and the value is not loaded. For a caller that already holds
+    /// the object at `known` (the server's object cache answers most GETs this way). The
+    /// default reads the key and compares.
+    async fn get_unless(&self, key: &[u8], known: Revision) -> Result<Lookup> {
+        let got = self.get(key).await?;
+        Ok(match &got.kv {
+            Some(kv) if kv.mod_revision == known => Lookup::Unchanged,
+            _ => Lookup::Current(got),
+        })
+    }
 
     /// Reads keys starting with `prefix` in ascending order, after `start_after` when given,
     /// at most `limit` of them (0 = no limit), all at the latest revision. Never bumps the

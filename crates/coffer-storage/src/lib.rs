@@ -27,8 +27,8 @@ pub mod testing;
 
 // The public interface.
 pub use contract::{
-    EventKind, GetResponse, KeyValue, MAX_VALUE_BYTES, Op, RangeResponse, Revision, Store, Txn,
-    TxnOutcome, WatchEvent, WatchStream,
+    EventKind, GetResponse, KeyValue, Lookup, MAX_VALUE_BYTES, Op, RangeResponse, Revision, Store,
+    Txn, TxnOutcome, WatchEvent, WatchStream,
 };
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::{Error, Result};

@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+/// mimalloc: per-thread free lists suit a server that allocates and frees small buffers on
+/// every request from two or more worker threads (glibc malloc was ~12% of a GET's CPU;
+/// docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Coffer: Kubernetes-style secrets management in one binary.
 #[derive(Parser)]
 #[command(name = "coffer", version, about, long_about = None)]

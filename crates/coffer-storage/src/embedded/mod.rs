@@ -23,7 +23,8 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::contract::{
-    GetResponse, KeyValue, RangeResponse, Revision, Store, Txn, TxnOutcome, WatchEvent, WatchStream,
+    GetResponse, KeyValue, Lookup, RangeResponse, Revision, Store, Txn, TxnOutcome, WatchEvent,
+    WatchStream,
 };
 use crate::error::{Error, Result};
 use commit::{Committer, Request};
@@ -163,6 +164,35 @@ impl Shared {
     }
 
     /// Reads one key at a consistent snapshot: the index entry, then its revision record.
+    /// [`Store::get_unless`]: one index lookup when the key is unchanged (no meta read, no
+    /// value load); otherwise the rest of [`Shared::get`] in the same read transaction.
+    fn get_unless(&self, key: &[u8], known: Revision) -> Result<Lookup> {
+        let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+        let index = read.open_table(INDEX).map_err(|e| self.backend(e))?;
+        let entry = index.get(key).map_err(|e| self.backend(e))?;
+        let entry = match entry {
+            Some(raw) => Some(
+                IndexEntry::decode(raw.value()).ok_or_else(|| self.corrupt("bad index entry"))?,
+            ),
+            None => None,
+        };
+        if entry.is_some_and(|e| e.mod_revision == known.get()) {
+            return Ok(Lookup::Unchanged);
+        }
+        let revision = commit::read_meta(&read, self)?.0;
+        let kv = match entry {
+            Some(entry) => {
+                let revs = read.open_table(REVS).map_err(|e| self.backend(e))?;
+                Some(self.load(&revs, entry.mod_revision)?)
+            }
+            None => None,
+        };
+        Ok(Lookup::Current(GetResponse {
+            kv,
+            revision: Revision::new(revision),
+        }))
+    }
+
     fn get(&self, key: &[u8]) -> Result<GetResponse> {
         let read = self.db.begin_read().map_err(|e| self.backend(e))?;
         let revision = commit::read_meta(&read, self)?.0;
@@ -304,6 +334,10 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &[u8]) -> Result<GetResponse> {
         // A point read is a few page lookups in redb's cache; it runs inline.
         self.shared.get(key)
+    }
+
+    async fn get_unless(&self, key: &[u8], known: Revision) -> Result<Lookup> {
+        self.shared.get_unless(key, known)
     }
 
     async fn range_at(

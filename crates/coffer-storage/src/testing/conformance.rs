@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::contract::{
-    EventKind, MAX_VALUE_BYTES, Revision, Store, Txn, TxnOutcome, WatchEvent, WatchStream,
+    EventKind, GetResponse, Lookup, MAX_VALUE_BYTES, Revision, Store, Txn, TxnOutcome, WatchEvent,
+    WatchStream,
 };
 use crate::error::Error;
 
@@ -40,7 +41,7 @@ macro_rules! conformance_suite {
             watch_from_now, watch_filters_by_prefix, compaction, limits_refuse_and_keep_state,
             concurrent_creates_one_wins, concurrent_writers_unique_revisions,
             watch_sees_concurrent_writes_in_order, range_at_past_revision,
-            range_at_compaction, range_at_pages_across_writes);
+            range_at_compaction, range_at_pages_across_writes, get_unless_skips_only_unchanged);
     };
     (@tests $setup:path; $($name:ident),*) => {
         $(
@@ -99,6 +100,45 @@ pub async fn create_then_get(store: Arc<dyn Store>) {
     assert_eq!(kv.mod_revision, rev);
     assert_eq!(kv.version, 1);
     assert_eq!(got.revision, rev);
+}
+
+/// `get_unless` answers `Unchanged` exactly while the key keeps the known mod revision, and
+/// otherwise what `get` answers: the new value after an update, nothing after a delete.
+pub async fn get_unless_skips_only_unchanged(store: Arc<dyn Store>) {
+    let r1 = committed(&*store, Txn::create(b("/t/u"), b("v1"))).await;
+    assert_eq!(
+        store.get_unless(b"/t/u", r1).await.expect("get_unless"),
+        Lookup::Unchanged
+    );
+    // Any other known revision reads the key.
+    let Lookup::Current(got) = store.get_unless(b"/t/u", r1.next()).await.expect("get") else {
+        panic!("a different known revision must read the key");
+    };
+    assert_eq!(got, store.get(b"/t/u").await.expect("get"));
+    let r2 = committed(&*store, Txn::update(b("/t/u"), r1, b("v2"))).await;
+    let Lookup::Current(got) = store.get_unless(b"/t/u", r1).await.expect("get") else {
+        panic!("an update must be seen");
+    };
+    let kv = got.kv.expect("present");
+    assert_eq!((kv.value, kv.mod_revision), (b("v2"), r2));
+    assert_eq!(got.revision, r2);
+    assert_eq!(
+        store.get_unless(b"/t/u", r2).await.expect("get_unless"),
+        Lookup::Unchanged
+    );
+    let r3 = committed(&*store, Txn::delete(b("/t/u"), Some(r2))).await;
+    let Lookup::Current(got) = store.get_unless(b"/t/u", r2).await.expect("get") else {
+        panic!("a delete must be seen");
+    };
+    assert_eq!((got.kv, got.revision), (None, r3));
+    // A missing key is never "unchanged", whatever the caller knew.
+    assert!(matches!(
+        store
+            .get_unless(b"/t/never", Revision::ZERO)
+            .await
+            .expect("get"),
+        Lookup::Current(GetResponse { kv: None, .. })
+    ));
 }
 
 /// A create of an existing key fails its compare and reports the current state.
