@@ -155,6 +155,24 @@ fn paginated_list_is_one_snapshot_and_expires_with_kubes_410() {
         assert_eq!(names, latest_names, "{query}");
     }
 
+    // Tables page the same way and carry the count too.
+    let table = client.rt.block_on(client.https.send_with(
+        "GET",
+        &format!("{SECRETS}?limit=2"),
+        Some(&client.admin),
+        &[("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+        None,
+    ));
+    assert_eq!(table.status, 200, "{}", table.text());
+    let table = table.json();
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        table["metadata"]["remainingItemCount"], 4,
+        "{}",
+        table["metadata"]
+    );
+
     // A resourceVersion from the future: kube's 504, for Exact and NotOlderThan alike.
     let future: u64 = rv.parse::<u64>().expect("numeric rv") + 1000;
     for rv_match in ["Exact", "NotOlderThan"] {
