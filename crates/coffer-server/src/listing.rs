@@ -136,17 +136,23 @@ impl ListStart {
         }
     }
 
-    /// Turns a compacted snapshot of a continuation into kube's continue 410, which carries a
-    /// token resuming after the same key from the latest state. Other failures pass.
+    /// Turns a compacted snapshot into kube's 410s: for a continuation, the continue text
+    /// with a token resuming after the same key from the latest state; for `Exact`, the text
+    /// kube-apiserver's etcd3 store gives a list at a compacted revision
+    /// (`The resourceVersion for the provided list is too old.`). Other failures pass.
     pub fn expired(&self, e: ApiError) -> ApiError {
         match (&e, &self.start_after) {
             (ApiError::Expired(_), Some(after)) => ApiError::ContinueExpired {
                 fresh: encode_continue(after, LATEST),
             },
+            (ApiError::Expired(_), None) => ApiError::Expired(LIST_EXPIRED.to_owned()),
             _ => e,
         }
     }
 }
+
+/// kube-apiserver's message for a list at a compacted `resourceVersion` (etcd3 store).
+pub const LIST_EXPIRED: &str = "The resourceVersion for the provided list is too old.";
 
 /// The `metadata` of a list: its revision, the continue token when more follows, and
 /// `remainingItemCount` when known (kube omits it when selectors filtered the list).

@@ -360,6 +360,21 @@ async fn collection_delete(
     r.into_response()
 }
 
+/// The target of a request the item GET route would take (`GET .../{resource}/{name}`), for
+/// the server's direct dispatch of that route (`server::direct_read`).
+pub fn item_read_target(req: &axum::extract::Request) -> Option<Target> {
+    if req.method() != axum::http::Method::GET {
+        return None;
+    }
+    Target::parse(req.uri().path()).filter(|t| t.name.is_some() && t.subresource.is_none())
+}
+
+/// [`item_get`] for a request dispatched directly.
+pub async fn read_item(state: AppState, target: Target, req: axum::extract::Request) -> Response {
+    let (parts, _body) = req.into_parts();
+    item_get(State(state), target, parts.headers).await
+}
+
 async fn item_get(State(state): State<AppState>, target: Target, headers: HeaderMap) -> Response {
     let r: ApiResult<Response> = dispatch!(target, |K| {
         match target.check_scope::<K>() {

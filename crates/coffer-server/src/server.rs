@@ -99,6 +99,8 @@ pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
+    /// The state behind `app`, for [`direct_read`].
+    state: AppState,
     kubeconfig: PathBuf,
 }
 
@@ -202,7 +204,8 @@ impl Server {
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
-            app: app(state),
+            app: app(state.clone()),
+            state,
             kubeconfig: std::path::absolute(&generated.kubeconfig)?,
         })
     }
@@ -234,6 +237,7 @@ impl Server {
             };
             let acceptor = self.acceptor.clone();
             let app = self.app.clone();
+            let state = self.state.clone();
             connections.spawn(async move {
                 let _ = tcp.set_nodelay(true);
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
@@ -255,7 +259,14 @@ impl Server {
                 );
                 let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer.clone());
-                    app.clone().oneshot(req.map(axum::body::Body::new))
+                    let req = req.map(axum::body::Body::new);
+                    let (app, state) = (app.clone(), state.clone());
+                    async move {
+                        match crate::resources::item_read_target(&req) {
+                            Some(target) => Ok(direct_read(&state, req, target).await),
+                            None => app.oneshot(req).await,
+                        }
+                    }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if let Err(e) = builder
@@ -300,13 +311,33 @@ pub fn app(state: AppState) -> Router {
 /// the next, so a request pays for one boxed layer instead of one per stage (axum clones the
 /// rest of the chain in every `from_fn` layer it passes).
 async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let state = &state;
+    before_handler(&state, req, |req| next.run(req)).await
+}
+
+/// The stages of [`pipeline`], then `handler`: every request meets these, whether the router
+/// or [`direct_read`] picks its handler.
+async fn before_handler<F, Fut>(state: &AppState, req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     authenticate(state, req, |req| {
         crate::audit::audit(state, req, |req| {
             crate::authz::impersonate(state, req, |req| {
-                crate::authz::authorize(state, req, |req| served_version(req, next))
+                crate::authz::authorize(state, req, |req| served_version(req, handler))
             })
         })
+    })
+    .await
+}
+
+/// The most frequent request, GET of one object, dispatched without the router: the path is
+/// parsed once ([`crate::resources::Target::parse`], which mirrors the routes), then the same
+/// stages as every other request run before the same handler code. Saves axum's per-request
+/// route matching, parameter map and boxed service clones (`docs/benchmarks.md`).
+async fn direct_read(state: &AppState, req: Request, target: crate::resources::Target) -> Response {
+    before_handler(state, req, |req| {
+        crate::resources::read_item(state.clone(), target, req)
     })
     .await
 }
@@ -404,12 +435,16 @@ fn auditor(options: &AccessOptions) -> anyhow::Result<Option<Auditor>> {
 
 /// Answers custom objects in the version the request's path names (`kinds::custom`). Only
 /// `/apis/` paths name one; the core group has no custom kinds, so its requests skip it.
-async fn served_version(req: Request, next: Next) -> Response {
+async fn served_version<F, Fut>(req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let Some(rest) = req.uri().path().strip_prefix("/apis/") else {
-        return next.run(req).await;
+        return next(req).await;
     };
     let version = rest.split('/').nth(1).unwrap_or_default().to_owned();
-    crate::kinds::served_version(version, next.run(req)).await
+    crate::kinds::served_version(version, next(req)).await
 }
 
 fn tls_config(
