@@ -258,7 +258,11 @@ impl Server {
                         .and_then(|c| user_from_certificate(c.as_ref())),
                 );
                 let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(peer.clone());
+                    // Token-authenticated connections carry no peer user; skipping the
+                    // insert spares every request the extensions map's allocation.
+                    if peer.0.is_some() {
+                        req.extensions_mut().insert(peer.clone());
+                    }
                     let req = req.map(axum::body::Body::new);
                     let (app, state) = (app.clone(), state.clone());
                     async move {

@@ -185,3 +185,63 @@ async fn unsupported_format_is_refused() {
     let err = EmbeddedStore::open(&path).err().expect("refused");
     assert!(err.to_string().contains("format 99"), "{err}");
 }
+
+/// `get_unless` answers from the in-memory index loaded at open: keys written before a
+/// reopen are "unchanged" at their revision, and writes, compare failures and deletes after
+/// it keep the answers exact.
+#[tokio::test]
+async fn get_unless_is_exact_across_reopen_and_writes() {
+    use coffer_storage::Lookup;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let (ra, rb) = {
+        let store = EmbeddedStore::open(&path).expect("open");
+        (put(&store, "/a", "1").await, put(&store, "/b", "2").await)
+    };
+    let store = EmbeddedStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.get_unless(b"/a", ra).await.expect("a"),
+        Lookup::Unchanged
+    );
+    assert_eq!(
+        store.get_unless(b"/b", rb).await.expect("b"),
+        Lookup::Unchanged
+    );
+    // A compare that fails changes nothing.
+    let failed = store
+        .txn(Txn::update(b("/a"), rb, b("x")))
+        .await
+        .expect("txn");
+    assert!(matches!(failed, TxnOutcome::Failed { .. }));
+    assert_eq!(
+        store.get_unless(b"/a", ra).await.expect("a"),
+        Lookup::Unchanged
+    );
+    let ra2 = put(&store, "/a", "3").await;
+    let Lookup::Current(got) = store.get_unless(b"/a", ra).await.expect("a") else {
+        panic!("the update must be seen");
+    };
+    assert_eq!(got.kv.expect("a").value, b("3"));
+    assert_eq!(
+        store.get_unless(b"/a", ra2).await.expect("a"),
+        Lookup::Unchanged
+    );
+    store
+        .txn(Txn::delete(b("/b"), Some(rb)))
+        .await
+        .expect("delete");
+    let Lookup::Current(got) = store.get_unless(b"/b", rb).await.expect("b") else {
+        panic!("the delete must be seen");
+    };
+    assert_eq!(got.kv, None);
+    // Re-created at a new revision: the old one is not "unchanged".
+    let rb2 = put(&store, "/b", "4").await;
+    assert!(matches!(
+        store.get_unless(b"/b", rb).await.expect("b"),
+        Lookup::Current(_)
+    ));
+    assert_eq!(
+        store.get_unless(b"/b", rb2).await.expect("b"),
+        Lookup::Unchanged
+    );
+}

@@ -7,7 +7,7 @@
 //! answered before the batch is durable. If the commit fails, every txn in the batch fails and
 //! nothing of it is visible (redb discards the uncommitted transaction).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -173,6 +173,8 @@ fn commit_txns(shared: &Shared, batch: Vec<(Txn, Reply<TxnOutcome>)>) {
     let start = shared.revision.load(Ordering::Acquire);
     let mut revision = start;
     let mut events = Vec::new();
+    // Before anything of the batch can become visible (`latest.rs`).
+    let marked = shared.latest.mark(batch.iter().map(|(txn, _)| &txn.key));
     let result = (|| -> Result<Vec<TxnOutcome>> {
         // `Durability::Immediate` is redb's default: commit() returns after the fsync.
         let write = shared.db.begin_write().map_err(|e| shared.backend(e))?;
@@ -197,6 +199,18 @@ fn commit_txns(shared: &Shared, batch: Vec<(Txn, Reply<TxnOutcome>)>) {
     })();
     match result {
         Ok(outcomes) => {
+            // Each changed key's state after the batch (the last event per key wins).
+            let after: HashMap<Bytes, Option<u64>> = events
+                .iter()
+                .map(|e| {
+                    let revision = match e.kind {
+                        EventKind::Put => Some(e.kv.mod_revision.get()),
+                        EventKind::Delete => None,
+                    };
+                    (e.kv.key.clone(), revision)
+                })
+                .collect();
+            shared.latest.settle(marked, &after);
             {
                 let mut hub = shared.hub.lock().expect("BUG: hub lock poisoned");
                 shared.revision.store(revision, Ordering::Release);
@@ -207,6 +221,7 @@ fn commit_txns(shared: &Shared, batch: Vec<(Txn, Reply<TxnOutcome>)>) {
             }
         }
         Err(err) => {
+            shared.latest.restore(marked);
             tracing::error!(error = %err, first_revision = start + 1, "storage commit failed");
             for (_, reply) in batch {
                 let _ = reply.send(Err(same_error(&err)));

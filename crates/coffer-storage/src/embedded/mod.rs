@@ -10,6 +10,7 @@
 
 mod commit;
 mod hub;
+mod latest;
 mod records;
 mod snapshot;
 
@@ -29,6 +30,7 @@ use crate::contract::{
 use crate::error::{Error, Result};
 use commit::{Committer, Request};
 use hub::{CatchUp, Hub, HubStream};
+use latest::LatestIndex;
 use records::{INDEX, IndexEntry, REVS, Record};
 
 /// Tuning for [`EmbeddedStore`]. The defaults suit a single server.
@@ -70,6 +72,8 @@ pub(super) struct Shared {
     compacted: AtomicU64,
     /// Guards the watch window and watcher list (see `hub.rs`). Never held across I/O.
     hub: Mutex<Hub>,
+    /// Every live key's mod revision, kept by the committer (`latest.rs`).
+    latest: LatestIndex,
 }
 
 impl EmbeddedStore {
@@ -84,9 +88,11 @@ impl EmbeddedStore {
         let path = path.as_ref().to_path_buf();
         let db = open_database(&path)?;
         let (revision, compacted) = commit::initialise(&db, &path)?;
+        let latest = load_latest(&db, &path)?;
         let shared = Arc::new(Shared {
             db,
             path,
+            latest,
             revision: AtomicU64::new(revision),
             compacted: AtomicU64::new(compacted),
             hub: Mutex::new(Hub::new(
@@ -108,6 +114,23 @@ impl EmbeddedStore {
     pub fn compacted_revision(&self) -> Revision {
         Revision::new(self.shared.compacted.load(Ordering::Acquire))
     }
+}
+
+/// Reads every live key's mod revision from the index, for [`LatestIndex`].
+fn load_latest(db: &Database, path: &Path) -> Result<LatestIndex> {
+    let fail = |e: redb::Error| Error::Backend(format!("{}: {e}", path.display()));
+    let read = db.begin_read().map_err(|e| fail(e.into()))?;
+    let index = read.open_table(INDEX).map_err(|e| fail(e.into()))?;
+    let mut keys = Vec::new();
+    for entry in index.iter().map_err(|e| fail(e.into()))? {
+        let (key, value) = entry.map_err(|e| fail(e.into()))?;
+        let entry = IndexEntry::decode(value.value()).ok_or_else(|| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "bad index entry".to_owned(),
+        })?;
+        keys.push((Bytes::copy_from_slice(key.value()), entry.mod_revision));
+    }
+    Ok(LatestIndex::load(keys))
 }
 
 /// Opens or creates the redb file, turning redb's errors (and its debug-build panics on
@@ -164,9 +187,13 @@ impl Shared {
     }
 
     /// Reads one key at a consistent snapshot: the index entry, then its revision record.
-    /// [`Store::get_unless`]: one index lookup when the key is unchanged (no meta read, no
-    /// value load); otherwise the rest of [`Shared::get`] in the same read transaction.
+    /// [`Store::get_unless`]: the in-memory [`LatestIndex`] answers an unchanged key without
+    /// touching the file; otherwise one index lookup, then (when changed) the rest of
+    /// [`Shared::get`] in the same read transaction.
     fn get_unless(&self, key: &[u8], known: Revision) -> Result<Lookup> {
+        if self.latest.is_at(key, known.get()) {
+            return Ok(Lookup::Unchanged);
+        }
         let read = self.db.begin_read().map_err(|e| self.backend(e))?;
         let index = read.open_table(INDEX).map_err(|e| self.backend(e))?;
         let entry = index.get(key).map_err(|e| self.backend(e))?;
