@@ -72,6 +72,24 @@ struct Lru {
     bytes: usize,
 }
 
+impl Lru {
+    /// Marks `key` used. An entry already among the most recently used half keeps its place
+    /// (approximate LRU, in the spirit of CLOCK), so a hot key costs no reordering.
+    fn touch(&mut self, key: &[u8]) {
+        let half = (self.entries.len() as u64 / 2).max(1);
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        if self.tick.saturating_sub(entry.used) < half {
+            return;
+        }
+        self.tick += 1;
+        self.order.remove(&entry.used);
+        entry.used = self.tick;
+        self.order.insert(entry.used, entry.key.clone());
+    }
+}
+
 struct Entry {
     key: Bytes,
     variant: Variant,
@@ -100,15 +118,13 @@ impl ObjectCache {
         }
         let mut lru = self.lock();
         let lru = &mut *lru;
-        let entry = lru.entries.get_mut(key)?;
+        let entry = lru.entries.get(key)?;
         if !entry.variant.matches(variant) {
             return None;
         }
-        lru.tick += 1;
-        lru.order.remove(&entry.used);
-        entry.used = lru.tick;
-        lru.order.insert(entry.used, entry.key.clone());
-        Some(entry.body.clone())
+        let body = entry.body.clone();
+        lru.touch(key);
+        Some(body)
     }
 
     /// The revision and body held for `key` in `api_version`, decrypted by `transformers`:
@@ -125,18 +141,16 @@ impl ObjectCache {
         }
         let mut lru = self.lock();
         let lru = &mut *lru;
-        let entry = lru.entries.get_mut(key)?;
+        let entry = lru.entries.get(key)?;
         let variant = &entry.variant;
         if variant.api_version != api_version
             || !std::ptr::eq(variant.transformers.as_ptr(), Arc::as_ptr(transformers))
         {
             return None;
         }
-        lru.tick += 1;
-        lru.order.remove(&entry.used);
-        entry.used = lru.tick;
-        lru.order.insert(entry.used, entry.key.clone());
-        Some((entry.variant.revision, entry.body.clone()))
+        let found = (variant.revision, entry.body.clone());
+        lru.touch(key);
+        Some(found)
     }
 
     /// Keeps `body` (plaintext JSON) for `key` at `variant`, replacing what the key held and
@@ -333,6 +347,29 @@ mod tests {
             "a body over the bound is answered but not kept"
         );
         assert_eq!(cache.usage(), (2, 8));
+    }
+
+    #[test]
+    fn a_recently_used_entry_is_not_reordered_but_an_old_one_is() {
+        let cache = ObjectCache::new(1 << 20);
+        let t = generation();
+        let keys: Vec<Bytes> = (0..4).map(|i| key(&format!("k{i}"))).collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.insert(k, at(i as u64 + 1, &t), vec![0; 4]);
+        }
+        let tick = cache.lock().tick;
+        for _ in 0..100 {
+            assert!(cache.get(&keys[3], &at(4, &t)).is_some());
+        }
+        assert_eq!(cache.lock().tick, tick, "the newest entry keeps its place");
+        assert!(cache.get(&keys[0], &at(1, &t)).is_some());
+        let lru = cache.lock();
+        assert_eq!(lru.tick, tick + 1, "the oldest entry moved to the front");
+        assert_eq!(
+            lru.order.values().next(),
+            Some(&keys[1]),
+            "k1 is next to go"
+        );
     }
 
     #[test]

@@ -263,16 +263,21 @@ pub struct ResourceTransformers {
 impl ResourceTransformers {
     /// The list for (group, resource): exact match, then `*.<group>`, then `*.*`, else identity
     /// (which refuses `k8s:enc:` data). Secrets are `("", "secrets")`.
+    ///
+    /// Called on every request: compares borrowed names against the few configured
+    /// resources instead of building lookup keys.
     pub fn for_resource(&self, group: &str, resource: &str) -> Arc<PrefixTransformers> {
-        [
-            GroupResource::new(group, resource),
-            GroupResource::new(group, "*"),
-            GroupResource::new("*", "*"),
-        ]
-        .iter()
-        .find_map(|gr| self.overrides.get(gr))
-        .unwrap_or(&self.default)
-        .clone()
+        let find = |g: &str, r: &str| {
+            self.overrides
+                .iter()
+                .find(|(gr, _)| gr.group == g && gr.resource == r)
+                .map(|(_, t)| t)
+        };
+        find(group, resource)
+            .or_else(|| find(group, "*"))
+            .or_else(|| find("*", "*"))
+            .unwrap_or(&self.default)
+            .clone()
     }
 
     /// The KMS v2 providers by name, so a caller can run their health probes.
