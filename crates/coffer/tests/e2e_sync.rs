@@ -259,7 +259,9 @@ sm.create_secret(Name='all-keys-example-secret', SecretString=json.dumps({"usern
     };
 
     // 1. The controller inside `coffer serve`.
-    let first = Coffer::start_with(&[], launch.clone());
+    let serve_metrics_port = free_port();
+    let serve_metrics = format!("127.0.0.1:{serve_metrics_port}");
+    let first = Coffer::start_with(&["--sync-metrics-address", &serve_metrics], launch.clone());
     apply_manifests(&first);
     wait_until(
         "the built-in controller writes both Secrets",
@@ -290,6 +292,14 @@ sm.create_secret(Name='all-keys-example-secret', SecretString=json.dumps({"usern
         ready(&first, "example").map(|r| r.0).as_deref(),
         Some("True")
     );
+    // The built-in controller's metrics, served by `coffer serve --sync-metrics-address`.
+    let metrics = http_get(serve_metrics_port, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains(r#"externalsecret_provider_api_calls_count{provider="aws",call="GetSecret",status="success"}"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("first-password"), "no values in metrics");
 
     // A new version in AWS reaches the Secret within a refresh (1 s; allow for slow CI).
     moto.boto3(

@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration, default_value = "168h")]
     secret_recovery_window: i64,
     #[command(flatten)]
-    sync: super::sync::ServeArgs,
+    sync: Box<super::sync::ServeArgs>,
     #[command(flatten)]
     rotation: Box<super::rotate::RotationServeArgs>,
 }

@@ -151,6 +151,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     sync: bool,
+    /// Serve the built-in controller's Prometheus metrics (the same as `coffer sync
+    /// --metrics-address`) on http://ADDRESS/metrics, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDRESS")]
+    sync_metrics_address: Option<SocketAddr>,
 }
 
 /// The controller running inside `coffer serve`.
@@ -166,13 +170,30 @@ impl Builtin {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = if args.sync && !args.disable_sync {
             match controller::connect(Some(kubeconfig), None).await {
-                Ok(client) => Some(tokio::spawn(async move {
-                    if let Err(e) =
-                        controller::run(client, ControllerOptions::default(), stopped(rx)).await
-                    {
-                        tracing::error!(error = %e, "the built-in sync controller did not start");
+                Ok(client) => {
+                    let options = ControllerOptions::default();
+                    if let Some(address) = args.sync_metrics_address {
+                        match bind_metrics(address).await {
+                            Ok(listener) => {
+                                if let Ok(bound) = listener.local_addr() {
+                                    eprintln!("coffer: sync metrics on http://{bound}/metrics");
+                                }
+                                let stop = stopped(rx.clone());
+                                tokio::spawn(serve_metrics(
+                                    listener,
+                                    options.metrics.clone(),
+                                    stop,
+                                ));
+                            }
+                            Err(e) => tracing::error!(error = %e, "sync metrics are not served"),
+                        }
                     }
-                })),
+                    Some(tokio::spawn(async move {
+                        if let Err(e) = controller::run(client, options, stopped(rx)).await {
+                            tracing::error!(error = %e, "the built-in sync controller did not start");
+                        }
+                    }))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the built-in sync controller did not start");
                     None
