@@ -1,95 +1,14 @@
 //! The objects a container refers to, as fetched from the API: Secret and ConfigMap data.
 //!
-//! Secret values live in [`SecretValue`], which zeroizes its bytes on drop and whose `Debug`
-//! prints only a redaction and the length (STYLE rule 7). [`Sources`] is the cache the
-//! environment and volume builders read from; a name that is absent was not found.
+//! Secret values live in [`SecretValue`] (`coffer-api`'s, shared with `coffer-rotation`),
+//! which zeroizes its bytes on drop and whose `Debug` prints only a redaction and the length
+//! (STYLE rule 7). [`Sources`] is the cache the environment and volume builders read from; a
+//! name that is absent was not found.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use zeroize::Zeroizing;
-
-/// The bytes of one Secret key. Never printed; read through [`SecretValue::expose_secret`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(Zeroizing<Vec<u8>>);
-
-impl SecretValue {
-    /// Wraps bytes taken from a Secret.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    /// The value's bytes. Callers must not log them.
-    pub fn expose_secret(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the value is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretValue(<redacted {} bytes>)", self.0.len())
-    }
-}
-
-impl From<&str> for SecretValue {
-    fn from(s: &str) -> Self {
-        Self::new(s.as_bytes().to_vec())
-    }
-}
-
-/// The `data` of one Secret: key → value. `Debug` shows the keys only.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretData(BTreeMap<String, SecretValue>);
-
-impl SecretData {
-    /// An empty Secret.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `key` to `value`.
-    pub fn insert(&mut self, key: impl Into<String>, value: SecretValue) {
-        self.0.insert(key.into(), value);
-    }
-
-    /// The value of `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&SecretValue> {
-        self.0.get(key)
-    }
-
-    /// All keys and values, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &SecretValue)> {
-        self.0.iter()
-    }
-}
-
-impl fmt::Debug for SecretData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretData")
-            .field("keys", &self.0.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl<K: Into<String>, V: Into<SecretValue>> FromIterator<(K, V)> for SecretData {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
+pub use coffer_api::{SecretData, SecretValue};
 
 /// The contents of one ConfigMap. `Debug` shows the keys only (a ConfigMap is not meant for
 /// secrets, but people put them there).
@@ -208,17 +127,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_never_shows_values() {
+    fn sources_debug_never_shows_values() {
         let data: SecretData = [("password", "MyStrongPassword")].into_iter().collect();
-        let shown = format!("{data:?} {:?}", data.get("password"));
+        let mut sources = Sources::new();
+        sources.set_secret("db", Some(data));
+        sources.set_token(
+            TokenSpec {
+                audience: None,
+                expiration_seconds: 3600,
+            },
+            SecretValue::from("MyToken"),
+        );
+        let shown = format!("{sources:?}");
         assert!(shown.contains("password"), "{shown}");
         assert!(!shown.contains("MyStrongPassword"), "{shown}");
-        let sources = {
-            let mut s = Sources::new();
-            s.set_secret("db", Some(data));
-            s
-        };
-        assert!(!format!("{sources:?}").contains("MyStrongPassword"));
+        assert!(!shown.contains("MyToken"), "{shown}");
     }
 
     #[test]

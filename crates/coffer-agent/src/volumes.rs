@@ -331,7 +331,7 @@ impl Builder<'_> {
                 name: secret.to_owned(),
             });
         };
-        let all: Vec<(&String, &SecretValue)> = data.iter().collect();
+        let all: Vec<(&str, &SecretValue)> = data.iter().collect();
         self.keys(&all, items, optional, default_mode, |key| {
             VolumeError::KeyNotFound {
                 container: self.container.to_owned(),
@@ -373,7 +373,7 @@ impl Builder<'_> {
                     .map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))),
             )
             .collect();
-        let all: Vec<(&String, &SecretValue)> = values.iter().map(|(k, v)| (k, v)).collect();
+        let all: Vec<(&str, &SecretValue)> = values.iter().map(|(k, v)| (k.as_str(), v)).collect();
         self.keys(&all, items, optional, default_mode, |key| {
             VolumeError::ConfigMapKeyNotFound {
                 container: self.container.to_owned(),
@@ -388,7 +388,7 @@ impl Builder<'_> {
     /// Every key, or the `items`, of one object.
     fn keys(
         &mut self,
-        all: &[(&String, &SecretValue)],
+        all: &[(&str, &SecretValue)],
         items: Option<&Vec<KeyToPath>>,
         optional: bool,
         default_mode: i32,
@@ -398,7 +398,7 @@ impl Builder<'_> {
             None => {
                 for (key, value) in all {
                     self.payload
-                        .insert((*key).clone(), file(value, default_mode));
+                        .insert((*key).to_owned(), file(value, default_mode));
                 }
             }
             Some(items) => {

@@ -13,7 +13,8 @@
 //! [`apply_merge_patch`], [`apply_json_patch`], and [`age`] for the Table `Age` column. Secret
 //! data never enters an error text. Server-side apply and `managedFields` are [`apply`] and
 //! [`update_managed_fields`] over an [`ApplySchema`], with field sets in `FieldsV1` form
-//! ([`FieldSet`]).
+//! ([`FieldSet`]). Secret bytes held in memory go in [`SecretValue`] and [`SecretData`], which
+//! zeroize on drop and never print their values.
 //!
 //! What this crate is not: it opens no files or sockets, starts no runtime, and logs nothing.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ mod go_json;
 mod names;
 mod object_meta;
 mod patch;
+mod secret;
 mod selectors;
 mod typed;
 mod validation;
@@ -64,6 +66,7 @@ pub use object_meta::{
     validate_object_meta, validate_object_meta_update, validate_owner_references,
 };
 pub use patch::{PatchError, apply_json_patch, apply_merge_patch, strategic_merge};
+pub use secret::{SecretData, SecretValue};
 pub use selectors::{LabelSelector, Operator, Requirement, RequirementError, SelectorError};
 pub use typed::SchemaError;
 pub use validation::{

@@ -77,12 +77,17 @@ impl AwsSecretsManager {
             let id = read_key(creds, scope, &sr.access_key_id).await?;
             let secret = read_key(creds, scope, &sr.secret_access_key_secret_ref).await?;
             let token = match &sr.session_token_secret_ref {
-                Some(sel) => Some(read_key(creds, scope, sel).await?.expose_str().to_string()),
+                Some(sel) => Some(
+                    read_key(creds, scope, sel)
+                        .await?
+                        .expose_str_lossy()
+                        .to_string(),
+                ),
                 None => None,
             };
             loader = loader.credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                id.expose_str().to_string(),
-                secret.expose_str().to_string(),
+                id.expose_str_lossy().to_string(),
+                secret.expose_str_lossy().to_string(),
                 token,
                 None,
                 "coffer-secretref",

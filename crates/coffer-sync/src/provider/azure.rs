@@ -101,7 +101,10 @@ impl AzureKeyVault {
         let client_secret = read(auth.client_secret, "clientSecret").await?;
         let tenant = match (&cfg.tenant_id, auth.tenant_id) {
             (Some(t), _) => t.clone(),
-            (None, Some(sel)) => read(Some(sel), "tenantId").await?.expose_str().to_string(),
+            (None, Some(sel)) => read(Some(sel), "tenantId")
+                .await?
+                .expose_str_lossy()
+                .to_string(),
             (None, None) => {
                 return Err(ProviderError::Config("azurekv.tenantId is required".into()));
             }
@@ -111,8 +114,8 @@ impl AzureKeyVault {
             std::env::var("AZURE_AUTHORITY_HOST").unwrap_or_else(|_| authority.to_owned());
         let form = format!(
             "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
-            urlencode(&client_id.expose_str()),
-            urlencode(&client_secret.expose_str()),
+            urlencode(&client_id.expose_str_lossy()),
+            urlencode(&client_secret.expose_str_lossy()),
             urlencode(&format!("{resource}/.default")),
         );
         Ok(Self {
@@ -174,7 +177,7 @@ impl AzureKeyVault {
             let tok = self.token(retried).await?;
             let headers = [header(
                 "authorization",
-                &format!("Bearer {}", &*tok.expose_str()),
+                &format!("Bearer {}", &*tok.expose_str_lossy()),
             )?];
             let resp = self.http.send(Method::GET, url, &headers, None).await?;
             if resp.status == StatusCode::UNAUTHORIZED && !retried {

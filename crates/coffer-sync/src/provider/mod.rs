@@ -17,11 +17,9 @@ mod property;
 mod vault;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use zeroize::Zeroizing;
 
 use crate::types::{
     DecodingStrategy, FindSpec, SecretKeySelector, SecretStore, ServiceAccountSelector, StoreKind,
@@ -29,52 +27,11 @@ use crate::types::{
 
 pub use aws::AwsSecretsManager;
 pub use azure::AzureKeyVault;
+/// Secret bytes: `coffer-api`'s shared type (zeroized on drop, `Debug` shows only the length).
+pub use coffer_api::SecretValue;
 pub use http::HttpClient;
 pub use property::extract_property;
 pub use vault::Vault;
-
-/// Secret bytes: zeroized on drop, never printed (`Debug` shows only the length).
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SecretValue(Zeroizing<Vec<u8>>);
-
-impl SecretValue {
-    /// Wraps bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    /// The bytes. Every read of a secret value goes through here (grep for it).
-    pub fn expose_secret(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The bytes as UTF-8 text, lossily.
-    pub fn expose_str(&self) -> Zeroizing<String> {
-        Zeroizing::new(String::from_utf8_lossy(&self.0).into_owned())
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<&str> for SecretValue {
-    fn from(s: &str) -> Self {
-        Self::new(s.as_bytes().to_vec())
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretValue(<redacted {} bytes>)", self.0.len())
-    }
-}
 
 /// One fetched remote secret.
 #[derive(Clone, Debug)]
@@ -290,12 +247,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_value_debug_hides_the_value() {
+    fn fetched_debug_hides_the_value() {
         let v = SecretValue::from("hunter2-very-secret");
         let shown = format!(
-            "{v:?} {:?}",
+            "{:?}",
             Fetched {
-                value: v.clone(),
+                value: v,
                 version: Some("7".into())
             }
         );

@@ -101,7 +101,7 @@ impl Vault {
                 (None, Some(sel)) => creds
                     .secret_key(scope.namespace_for(sel.namespace.as_deref()), sel)
                     .await?
-                    .expose_str()
+                    .expose_str_lossy()
                     .to_string(),
                 (None, None) => {
                     return Err(ProviderError::Config(
@@ -113,8 +113,7 @@ impl Vault {
             let secret_id = creds
                 .secret_key(scope.namespace_for(sel.namespace.as_deref()), sel)
                 .await?;
-            let body =
-                serde_json::json!({"role_id": role_id, "secret_id": &*secret_id.expose_str()});
+            let body = serde_json::json!({"role_id": role_id, "secret_id": &*secret_id.expose_str_lossy()});
             Login::Method {
                 path: ar.path.clone(),
                 body: SecretValue::new(body.to_string().into_bytes()),
@@ -137,7 +136,7 @@ impl Vault {
                     ));
                 }
             };
-            let body = serde_json::json!({"role": k.role, "jwt": &*jwt.expose_str()});
+            let body = serde_json::json!({"role": k.role, "jwt": &*jwt.expose_str_lossy()});
             Login::Method {
                 path: k.mount_path.clone(),
                 body: SecretValue::new(body.to_string().into_bytes()),
@@ -254,7 +253,7 @@ impl Vault {
         loop {
             let tok = self.token(false).await?;
             let mut headers = self.headers.clone();
-            headers.push(header("x-vault-token", &tok.expose_str())?);
+            headers.push(header("x-vault-token", &tok.expose_str_lossy())?);
             if let Some(ns) = &self.namespace {
                 headers.push(header("x-vault-namespace", ns)?);
             }

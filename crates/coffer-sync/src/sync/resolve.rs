@@ -299,7 +299,7 @@ pub async fn resolve(
                             value: SecretValue::new(
                                 serde_json::to_vec(
                                     &m.iter()
-                                        .map(|(k, v)| (k.clone(), v.expose_str().to_string()))
+                                        .map(|(k, v)| (k.clone(), v.expose_str_lossy().to_string()))
                                         .collect::<BTreeMap<_, _>>(),
                                 )
                                 .unwrap_or_default(),
