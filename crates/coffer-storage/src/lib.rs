@@ -15,6 +15,7 @@
 //! What this crate is not: it knows nothing of Kubernetes objects, encryption or HTTP.
 #![forbid(unsafe_code)]
 
+mod compactor;
 mod contract;
 mod embedded;
 mod error;
@@ -26,6 +27,7 @@ mod keys;
 pub mod testing;
 
 // The public interface.
+pub use compactor::{COMPACT_REV_KEY, DEFAULT_COMPACTION_INTERVAL, compact_once, run_compactor};
 pub use contract::{
     EventKind, GetResponse, KeyValue, Lookup, MAX_VALUE_BYTES, Op, RangeResponse, Revision, Store,
     Txn, TxnOutcome, WatchEvent, WatchStream,

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server on the embedded store (or etcd with --etcd-servers).
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Start a process from a Pod manifest with its secrets as env vars and files.
     Run(cmd::run::Args),
     /// Find hardcoded secrets in code and Git history, and audit manifests, RBAC and encryption.
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Run(args) => cmd::run::run(args),
         Command::Scan(args) => cmd::scan::run(args),
         Command::KmsPlugin(args) => cmd::kms_plugin::run(args),

@@ -287,3 +287,41 @@ fn paginated_list_is_one_snapshot_and_expires_with_kubes_410() {
         "The resourceVersion for the provided list is too old."
     );
 }
+
+/// `--etcd-compaction-interval` (kube-apiserver's compactor): with a 1 s interval, a state
+/// older than one interval is compacted away while the server runs, so reading it exactly is
+/// kube's 410; the latest state is untouched.
+#[test]
+fn the_server_compacts_history_older_than_its_interval() {
+    let tokens = Tokens::new([]);
+    let flags = tokens.flags();
+    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    flags.push("--etcd-compaction-interval=1s");
+    let c = Coffer::start(&flags);
+    let client = Client::new(&c, &tokens);
+    let (old_rv, _) = client.write("POST", "c1", "old");
+    client.write("PUT", "c1", "new");
+    let exact = format!("{SECRETS}?resourceVersion={old_rv}&resourceVersionMatch=Exact");
+    assert_eq!(client.get(&exact).status, 200, "fresh history is readable");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = client.get(&exact);
+        if r.status == 410 {
+            assert_eq!(
+                r.message(),
+                "The resourceVersion for the provided list is too old."
+            );
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history was not compacted within 20 s at a 1 s interval"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let (items, _) = client.list("");
+    let c1: Vec<_> = items.iter().filter(|i| i.0 == "c1").collect();
+    assert_eq!(c1.len(), 1);
+    assert_eq!(c1[0].2, "bmV3", "the latest state (base64 of `new`) stays");
+}

@@ -90,6 +90,10 @@ pub struct Args {
     /// Versions kept per Secret (`coffer secret history`, `rollback`); 0 keeps none.
     #[arg(long, default_value_t = 10)]
     secret_history: usize,
+    /// Compact storage history this often, keeping at least one interval of it for watches
+    /// and paginated lists (kube-apiserver's flag and default); `0` never compacts.
+    #[arg(long, default_value = "5m", value_parser = parse_compaction_interval)]
+    etcd_compaction_interval: Duration,
     /// How long a deleted Secret's versions are kept so it can be restored, e.g. 168h.
     #[arg(long, value_parser = parse_duration, default_value = "168h")]
     secret_recovery_window: i64,
@@ -146,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     args.encryption_provider_config_automatic_reload_interval
                         .unwrap_or(DEFAULT_RELOAD_INTERVAL)
                 }),
-            store,
+            store: store.clone(),
             layout: KeyLayout::new(&args.store.etcd_prefix),
             secret_list_policy: match args.secret_list_policy {
                 ListPolicy::Withhold => SecretListPolicy::Withhold,
@@ -175,6 +179,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("export KUBECONFIG={}", server.kubeconfig().display());
         let sync = super::sync::Builtin::start(&args.sync, server.kubeconfig()).await;
         let rotation = super::rotate::Builtin::start(&args.rotation, server.kubeconfig()).await;
+        let interval = args.etcd_compaction_interval;
+        let compactor = (!interval.is_zero())
+            .then(|| tokio::spawn(coffer_storage::run_compactor(store, interval)));
         server
             .run(async move {
                 shutdown_signal().await;
@@ -182,9 +189,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 rotation.stop().await;
             })
             .await?;
+        if let Some(compactor) = compactor {
+            compactor.abort();
+        }
         eprintln!("coffer: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Parses `--etcd-compaction-interval`: `0`, or a duration such as `30s` or `5m`.
+fn parse_compaction_interval(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_interval(text)
 }
 
 /// Parses `--encryption-provider-config-automatic-reload-interval`: a whole number of `ms`, `s`
