@@ -158,24 +158,7 @@ impl Target {
         }
         Some(target)
     }
-}
 
-/// One path segment, percent-decoded; `None` for an empty segment (no route matches one) or
-/// one that does not decode to UTF-8.
-fn segment(raw: &str) -> Option<String> {
-    if raw.is_empty() {
-        return None;
-    }
-    if !raw.contains('%') {
-        return Some(raw.to_owned());
-    }
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(std::borrow::Cow::into_owned)
-}
-
-impl Target {
     /// The namespace of a namespaced path.
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
@@ -194,6 +177,21 @@ impl Target {
             Err(ApiError::UnknownPath)
         }
     }
+}
+
+/// One path segment, percent-decoded; `None` for an empty segment (no route matches one) or
+/// one that does not decode to UTF-8.
+fn segment(raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    if !raw.contains('%') {
+        return Some(raw.to_owned());
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Query parameters of list, watch and write requests.
@@ -674,6 +672,20 @@ async fn create<K: ApiKind>(
     obj.normalise(None);
     let manager = apply::update_manager(q, headers, "CreateOptions")?;
     apply::record_update::<K>(None, &mut obj, &manager)?;
+    store_created(state, user, namespace, obj, dry_run, &decoded.warnings).await
+}
+
+/// The end of every create (POST, and an apply that finds nothing): admission, validation,
+/// the write, read-your-writes for RBAC kinds, a new namespace's `default` ServiceAccount,
+/// and the 201 with the decoder's warnings.
+async fn store_created<K: ApiKind>(
+    state: &AppState,
+    user: &UserInfo,
+    namespace: Option<&str>,
+    obj: K,
+    dry_run: bool,
+    warnings: &[String],
+) -> ApiResult<Response> {
     obj.admit(None, &Admission::new(state, user, namespace, "create"))?;
     invalid_if_any::<K>(&obj, None)?;
     let created = state.create(namespace, obj, dry_run).await?;
@@ -684,7 +696,7 @@ async fn create<K: ApiKind>(
     }
     let mut response = json_ok(&created);
     *response.status_mut() = StatusCode::CREATED;
-    add_warnings(&mut response, &decoded.warnings);
+    add_warnings(&mut response, warnings);
     Ok(response)
 }
 

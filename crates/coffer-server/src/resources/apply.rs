@@ -4,15 +4,15 @@
 //! reads the options, picks the manager name and runs the result through the same admission,
 //! validation and storage path as any other create or update.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use coffer_api::{ApplyError, ApplySchema, FIELD_MANAGER_MAX_LEN, FieldError, FieldManager};
 use serde_json::Value;
 
 use super::{
-    Admission, ApiQuery, add_warnings, create_default_service_account, finish_update,
-    invalid_if_any, json_ok, require_active_namespace, revision_of, set_system_fields,
+    Admission, ApiQuery, add_warnings, finish_update, json_ok, require_active_namespace,
+    revision_of, set_system_fields, store_created,
 };
 use crate::authn::UserInfo;
 use crate::body::{self, FieldValidation};
@@ -188,17 +188,7 @@ async fn create_applied<K: ApiKind>(
     }
     set_system_fields(obj.metadata_mut());
     obj.normalise(None);
-    obj.admit(None, &Admission::new(state, user, namespace, "create"))?;
-    invalid_if_any::<K>(&obj, None)?;
-    let created = state.create(namespace, obj, dry_run).await?;
-    state.rbac.wait_for::<K>(revision_of(&created)).await;
-    if K::RESOURCE == "namespaces" && !dry_run {
-        create_default_service_account(state, name).await?;
-    }
-    let mut response = json_ok(&created);
-    *response.status_mut() = StatusCode::CREATED;
-    add_warnings(&mut response, &decoded.warnings);
-    Ok(response)
+    store_created(state, user, namespace, obj, dry_run, &decoded.warnings).await
 }
 
 #[allow(clippy::too_many_arguments)]

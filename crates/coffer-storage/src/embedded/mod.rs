@@ -186,40 +186,16 @@ impl Shared {
         }
     }
 
-    /// Reads one key at a consistent snapshot: the index entry, then its revision record.
     /// [`Store::get_unless`]: the in-memory [`LatestIndex`] answers an unchanged key without
-    /// touching the file; otherwise one index lookup, then (when changed) the rest of
-    /// [`Shared::get`] in the same read transaction.
+    /// touching the file; anything else (changed, pending, missing) is a [`Shared::get`].
     fn get_unless(&self, key: &[u8], known: Revision) -> Result<Lookup> {
         if self.latest.is_at(key, known.get()) {
             return Ok(Lookup::Unchanged);
         }
-        let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-        let index = read.open_table(INDEX).map_err(|e| self.backend(e))?;
-        let entry = index.get(key).map_err(|e| self.backend(e))?;
-        let entry = match entry {
-            Some(raw) => Some(
-                IndexEntry::decode(raw.value()).ok_or_else(|| self.corrupt("bad index entry"))?,
-            ),
-            None => None,
-        };
-        if entry.is_some_and(|e| e.mod_revision == known.get()) {
-            return Ok(Lookup::Unchanged);
-        }
-        let revision = commit::read_meta(&read, self)?.0;
-        let kv = match entry {
-            Some(entry) => {
-                let revs = read.open_table(REVS).map_err(|e| self.backend(e))?;
-                Some(self.load(&revs, entry.mod_revision)?)
-            }
-            None => None,
-        };
-        Ok(Lookup::Current(GetResponse {
-            kv,
-            revision: Revision::new(revision),
-        }))
+        self.get(key).map(Lookup::Current)
     }
 
+    /// Reads one key at a consistent snapshot: the index entry, then its revision record.
     fn get(&self, key: &[u8]) -> Result<GetResponse> {
         let read = self.db.begin_read().map_err(|e| self.backend(e))?;
         let revision = commit::read_meta(&read, self)?.0;
