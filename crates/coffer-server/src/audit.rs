@@ -62,7 +62,8 @@ impl AuditNotes {
 
 /// The layer: decides the level, writes `RequestReceived`, runs the request, writes
 /// `ResponseComplete`. A failing audit log fails the request closed (500), as kube-apiserver's
-/// blocking backend does, so nothing happens unaudited.
+/// blocking backend does, so nothing happens unaudited. Its caller boxes it: most servers run
+/// without an audit log, and their requests' futures need not hold this one.
 pub async fn audit<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
@@ -71,7 +72,7 @@ where
     let Some(auditor) = state.audit.as_ref() else {
         return next(req).await;
     };
-    let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
+    let Some(user) = req.extensions().get::<Arc<UserInfo>>().cloned() else {
         return next(req).await;
     };
     let received = MicroTime::now();

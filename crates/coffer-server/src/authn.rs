@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -52,7 +53,7 @@ pub enum TokenFileError {
 /// The static token file: `token,user,uid[,"group1,group2"]` per line.
 #[derive(Default)]
 pub struct TokenFile {
-    by_hash: HashMap<[u8; 32], UserInfo>,
+    by_hash: HashMap<[u8; 32], Arc<UserInfo>>,
 }
 
 impl TokenFile {
@@ -105,7 +106,7 @@ impl TokenFile {
                 })
                 .unwrap_or_default();
             let user = UserInfo::authenticated(fields[1].clone(), fields[2].clone(), groups);
-            if by_hash.insert(hash(&token), user).is_some() {
+            if by_hash.insert(hash(&token), Arc::new(user)).is_some() {
                 tracing::warn!(
                     file = path,
                     line = n + 1,
@@ -117,7 +118,7 @@ impl TokenFile {
     }
 
     /// The user a token belongs to.
-    pub fn user(&self, token: &str) -> Option<&UserInfo> {
+    pub fn user(&self, token: &str) -> Option<&Arc<UserInfo>> {
         self.by_hash.get(&hash(token))
     }
 
@@ -172,9 +173,9 @@ pub struct Authenticator {
 /// checked in storage (`tokens::service_account_user`) before it is a user.
 pub enum Credential {
     /// A user from the certificate, the token file, or anonymous.
-    User(UserInfo),
+    User(Arc<UserInfo>),
     /// A verified ServiceAccount JWT.
-    ServiceAccount(ServiceAccountToken),
+    ServiceAccount(Box<ServiceAccountToken>),
 }
 
 impl Authenticator {
@@ -187,7 +188,7 @@ impl Authenticator {
     }
 
     /// The user of a token in the token file.
-    pub fn static_user(&self, token: &str) -> Option<&UserInfo> {
+    pub fn static_user(&self, token: &str) -> Option<&Arc<UserInfo>> {
         self.tokens.user(token)
     }
 
@@ -196,13 +197,13 @@ impl Authenticator {
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
-        peer: Option<&UserInfo>,
+        peer: Option<&Arc<UserInfo>>,
     ) -> Result<Credential, ApiError> {
         if let Some(user) = peer {
-            return Ok(Credential::User(user.clone()));
+            return Ok(Credential::User(Arc::clone(user)));
         }
         let Some(value) = headers.get(AUTHORIZATION) else {
-            return Ok(Credential::User(UserInfo::anonymous()));
+            return Ok(Credential::User(Arc::new(UserInfo::anonymous())));
         };
         let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
         let Some((scheme, token)) = value.split_once(' ') else {
@@ -213,15 +214,15 @@ impl Authenticator {
         }
         let token = token.trim();
         if token.is_empty() {
-            return Ok(Credential::User(UserInfo::anonymous()));
+            return Ok(Credential::User(Arc::new(UserInfo::anonymous())));
         }
         if let Some(user) = self.tokens.user(token) {
-            return Ok(Credential::User(user.clone()));
+            return Ok(Credential::User(Arc::clone(user)));
         }
         match &self.service_accounts {
             Some(sa) => sa
                 .authenticate(token)
-                .map(Credential::ServiceAccount)
+                .map(|token| Credential::ServiceAccount(Box::new(token)))
                 .map_err(|_| ApiError::Unauthorized),
             None => Err(ApiError::Unauthorized),
         }

@@ -3,10 +3,9 @@
 //! caller may not make. Members of `system:masters` skip the snapshot (kube's
 //! privileged-group authorizer). Denials are worded as kube-apiserver words them.
 
-use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
 use coffer_access::rbac::forbidden_message;
 use coffer_access::{RequestAttributes, ResourceAttributes};
 
@@ -17,23 +16,24 @@ use crate::status::ApiError;
 
 /// Honours `Impersonate-*` headers: each requested identity must be allowed the `impersonate`
 /// verb; the headers are then removed and the request continues as the impersonated user.
-pub async fn impersonate<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
+/// `Err` is why the request may not continue.
+///
+/// A check, not a layer around the rest of the request: a stage that awaited the next one
+/// would hold the whole inner future in its own, and the per-request future grew to ~20 KB,
+/// copied on every move (`docs/benchmarks.md`).
+pub fn impersonate(state: &AppState, mut req: Request) -> Result<Request, ApiError> {
     let parsed = coffer_access::parse_impersonation(
         req.headers()
             .iter()
             .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
     );
     let impersonation = match parsed {
-        Ok(None) => return next(req).await,
+        Ok(None) => return Ok(req),
         Ok(Some(i)) => i,
-        Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
+        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
     };
-    let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
-        return ApiError::Unauthorized.into_response();
+    let Some(user) = req.extensions().get::<Arc<UserInfo>>().cloned() else {
+        return Err(ApiError::Unauthorized);
     };
     if !user.is_master() {
         let policy = state.rbac.policy();
@@ -42,7 +42,7 @@ where
             let decision = policy.authorize(&user, &attrs);
             if !decision.allowed {
                 note_decision(&req, "forbid", &decision.reason);
-                return forbidden(&user, &attrs, &decision.reason).into_response();
+                return Err(forbidden(&user, &attrs, &decision.reason));
             }
         }
     }
@@ -59,19 +59,15 @@ where
     for name in names {
         headers.remove(name);
     }
-    req.extensions_mut().insert(impersonated);
-    next(req).await
+    req.extensions_mut().insert(Arc::new(impersonated));
+    Ok(req)
 }
 
 /// Authorizes the request (verb, group, resource, subresource, namespace, name, or path) and
-/// records the decision for the audit log.
-pub async fn authorize<F, Fut>(state: &AppState, req: Request, next: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
-    let Some(user) = req.extensions().get::<UserInfo>() else {
-        return ApiError::Unauthorized.into_response();
+/// records the decision for the audit log. `Err` is why the request may not continue.
+pub fn authorize(state: &AppState, req: Request) -> Result<Request, ApiError> {
+    let Some(user) = req.extensions().get::<Arc<UserInfo>>() else {
+        return Err(ApiError::Unauthorized);
     };
     if user.is_master() {
         // Members of system:masters need no attributes: nothing is evaluated.
@@ -88,7 +84,7 @@ where
             let decision = policy.authorize(user, &attrs);
             if !decision.allowed {
                 note_decision(&req, "forbid", &decision.reason);
-                return forbidden(user, &attrs, &decision.reason).into_response();
+                return Err(forbidden(user, &attrs, &decision.reason));
             }
             state
                 .rbac
@@ -97,7 +93,7 @@ where
             note_decision(&req, "allow", &decision.reason);
         }
     }
-    next(req).await
+    Ok(req)
 }
 
 /// Coffer's own Secret subresources are authorized as the Secret itself: reading its

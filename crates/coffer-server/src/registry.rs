@@ -99,7 +99,9 @@ impl AppState {
             None => self.store.get(&key).await?,
         };
         match got.kv {
-            Some(kv) => self.encoded::<K>(&kv).await,
+            // Boxed: decryption (KMS may be remote) makes this future large, and a cached
+            // revision never needs it; every GET's future would carry it otherwise.
+            Some(kv) => Box::pin(self.encoded::<K>(&kv)).await,
             None => Err(ApiError::NotFound {
                 resource: K::group_resource(),
                 name: name.to_owned(),

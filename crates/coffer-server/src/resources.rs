@@ -1,6 +1,8 @@
 //! The REST handlers shared by every served kind (`reference/k8s-api.md` §5, §8, §11, §12):
 //! routes dispatch on the resource name to generic handlers over [`ApiKind`].
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
@@ -119,20 +121,38 @@ impl Target {
             _ => return None,
         };
         crate::discovery::group_version(&group, &version)?;
-        let rest = segments.map(segment).collect::<Option<Vec<String>>>()?;
-        let mut rest = rest.into_iter();
-        let mut next = || rest.next();
-        let (first, second, third, fourth, fifth) = (next(), next(), next(), next(), next());
-        if next().is_some() {
+        // Up to five raw segments; only the ones kept are decoded into strings.
+        let mut raw = [None::<&str>; 5];
+        for slot in &mut raw {
+            *slot = segments.next();
+        }
+        if segments.next().is_some() {
             return None;
         }
-        let (namespace, resource, name, subresource) = match (first, second, third) {
-            (Some(ns_word), Some(namespace), Some(resource)) if ns_word == "namespaces" => {
-                (Some(namespace), resource, fourth, fifth)
-            }
-            (Some(resource), name, subresource) if fourth.is_none() => {
-                (None, resource, name, subresource)
-            }
+        // `Some(None)`: absent; `None`: present but empty or not UTF-8 (no such path).
+        let decoded = |raw: Option<&str>| match raw {
+            None => Some(None),
+            Some(raw) => segment(raw).map(Some),
+        };
+        let (namespace, resource, name, subresource) = match raw {
+            [
+                Some("namespaces"),
+                Some(namespace),
+                Some(resource),
+                name,
+                subresource,
+            ] => (
+                Some(segment(namespace)?),
+                segment(resource)?,
+                decoded(name)?,
+                decoded(subresource)?,
+            ),
+            [Some(resource), name, subresource, None, None] => (
+                None,
+                segment(resource)?,
+                decoded(name)?,
+                decoded(subresource)?,
+            ),
             _ => return None,
         };
         let mut target = Target {
@@ -303,7 +323,7 @@ macro_rules! dispatch {
 /// listed across all namespaces.
 async fn collection_get(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
+    Extension(user): Extension<Arc<UserInfo>>,
     target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
@@ -325,7 +345,7 @@ async fn collection_get(
 
 async fn collection_post(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
+    Extension(user): Extension<Arc<UserInfo>>,
     target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
@@ -385,7 +405,7 @@ async fn item_get(State(state): State<AppState>, target: Target, headers: Header
 
 async fn item_put(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
+    Extension(user): Extension<Arc<UserInfo>>,
     target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
@@ -413,7 +433,7 @@ async fn item_put(
 
 async fn item_patch(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
+    Extension(user): Extension<Arc<UserInfo>>,
     target: Target,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
@@ -495,7 +515,7 @@ async fn subresource_patch(
 
 async fn subresource_post(
     State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
+    Extension(user): Extension<Arc<UserInfo>>,
     target: Target,
     headers: HeaderMap,
     body: Bytes,
@@ -623,7 +643,8 @@ async fn read<K: ApiKind>(
     let output = negotiate::output(headers, true)?;
     Ok(match output {
         Output::Table(v) => {
-            let obj: K = state.get(namespace, name).await?;
+            // Boxed, so the JSON path's future (the common GET) stays small.
+            let obj: K = Box::pin(state.get(namespace, name)).await?;
             table_response(
                 crate::table::table(std::slice::from_ref(&obj), v, json!({}), true),
                 v,

@@ -1,8 +1,11 @@
 //! Start-up and the connection loop: bootstrap files, TLS, the router with its layers, and a
 //! clean shutdown.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +19,8 @@ use coffer_encryption::{
     ConfigWatcher, EncryptionConfig, GrpcKms, LoadMode, ReloadingTransformers,
 };
 use coffer_storage::{KeyLayout, Store};
+use futures::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -255,28 +258,12 @@ impl Server {
                         .1
                         .peer_certificates()
                         .and_then(|certs| certs.first())
-                        .and_then(|c| user_from_certificate(c.as_ref())),
+                        .and_then(|c| user_from_certificate(c.as_ref()))
+                        .map(Arc::new),
                 );
-                let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    // Token-authenticated connections carry no peer user; skipping the
-                    // insert spares every request the extensions map's allocation.
-                    if peer.0.is_some() {
-                        req.extensions_mut().insert(peer.clone());
-                    }
-                    let req = req.map(axum::body::Body::new);
-                    let (app, state) = (app.clone(), state.clone());
-                    async move {
-                        match crate::resources::item_read_target(&req) {
-                            Some(target) => Ok(direct_read(&state, req, target).await),
-                            None => app.oneshot(req).await,
-                        }
-                    }
-                });
+                let service = Connection { app, state, peer };
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                    .await
-                {
+                if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                     tracing::debug!(%peer_addr, error = %e, "connection ended with an error");
                 }
             });
@@ -294,9 +281,45 @@ impl Server {
     }
 }
 
+/// One connection's requests. Implemented directly on hyper's `Service` (no tower adapter,
+/// whose `Oneshot` moves the request future once more), and a GET of one object is boxed
+/// once, so what hyper moves is a pointer.
+struct Connection {
+    app: Router,
+    state: AppState,
+    peer: PeerUser,
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+        tower::util::Oneshot<Router, Request>,
+    >;
+
+    fn call(&self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
+        // Token-authenticated connections carry no peer user; skipping the insert spares
+        // every request the extensions map's allocation.
+        if self.peer.0.is_some() {
+            req.extensions_mut().insert(self.peer.clone());
+        }
+        let req = req.map(axum::body::Body::new);
+        match crate::resources::item_read_target(&req) {
+            Some(target) => Either::Left({
+                let f = direct_read(self.state.clone(), req, target);
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| eprintln!("SIZE direct {}", std::mem::size_of_val(&f)));
+                Box::pin(f)
+            }),
+            None => Either::Right(self.app.clone().oneshot(req)),
+        }
+    }
+}
+
 /// The user named by the connection's verified client certificate, if any.
 #[derive(Clone, Debug)]
-pub struct PeerUser(pub Option<UserInfo>);
+pub struct PeerUser(pub Option<Arc<UserInfo>>);
 
 /// The application: routes, then layers in DESIGN.md's pipeline order. The layer added last
 /// runs first, so a request meets: authentication → audit → impersonation → authorization →
@@ -311,72 +334,107 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The layers before the handler, as one: each stage is a plain async function that calls
-/// the next, so a request pays for one boxed layer instead of one per stage (axum clones the
-/// rest of the chain in every `from_fn` layer it passes).
+/// The stages before the handler, as one layer (axum clones the rest of the chain in every
+/// `from_fn` layer it passes).
 async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     before_handler(&state, req, |req| next.run(req)).await
 }
 
 /// The stages of [`pipeline`], then `handler`: every request meets these, whether the router
-/// or [`direct_read`] picks its handler.
+/// or [`direct_read`] picks its handler. In kube-apiserver's order: authentication, audit,
+/// impersonation, authorization, then the handler (in the version an `/apis/` path names).
+///
+/// Flat on purpose: only authentication (a ServiceAccount token may need storage) and audit
+/// (it wraps the response) are async, and the rare paths (audit on, `/apis/` versions) are
+/// boxed. When each stage awaited the next, each held the inner futures inside its own: the
+/// future of a GET was ~20 KB, copied on every move (`docs/benchmarks.md`).
 async fn before_handler<F, Fut>(state: &AppState, req: Request, handler: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
+    Fut: Future<Output = Response>,
 {
-    authenticate(state, req, |req| {
-        crate::audit::audit(state, req, |req| {
-            crate::authz::impersonate(state, req, |req| {
-                crate::authz::authorize(state, req, |req| served_version(req, handler))
-            })
-        })
-    })
-    .await
+    let req = match authenticate(state, req).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    // Copied only when the line below will be written.
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        let user = req
+            .extensions()
+            .get::<Arc<UserInfo>>()
+            .map(|u| u.name.clone());
+        (req.method().clone(), req.uri().path().to_owned(), user)
+    });
+    let response = if state.audit.is_some() {
+        Box::pin(crate::audit::audit(state, req, |req| {
+            after_audit(state, req, handler)
+        }))
+        .await
+    } else {
+        after_audit(state, req, handler).await
+    };
+    if let Some((method, path, user)) = logged {
+        let user = user.unwrap_or_default();
+        tracing::debug!(%method, %path, %user, status = response.status().as_u16(), "request");
+    }
+    response
+}
+
+/// Impersonation and authorization (checks that hand the request on or answer it), then the
+/// handler. Custom objects are answered in the version the request's path names
+/// (`kinds::custom`); only `/apis/` paths name one, and the core group has no custom kinds.
+async fn after_audit<F, Fut>(state: &AppState, req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let req = match crate::authz::impersonate(state, req)
+        .and_then(|req| crate::authz::authorize(state, req))
+    {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    match req.uri().path().strip_prefix("/apis/") {
+        Some(rest) => {
+            let version = rest.split('/').nth(1).unwrap_or_default().to_owned();
+            Box::pin(crate::kinds::served_version(version, handler(req))).await
+        }
+        None => handler(req).await,
+    }
 }
 
 /// The most frequent request, GET of one object, dispatched without the router: the path is
 /// parsed once ([`crate::resources::Target::parse`], which mirrors the routes), then the same
 /// stages as every other request run before the same handler code. Saves axum's per-request
 /// route matching, parameter map and boxed service clones (`docs/benchmarks.md`).
-async fn direct_read(state: &AppState, req: Request, target: crate::resources::Target) -> Response {
-    before_handler(state, req, |req| {
-        crate::resources::read_item(state.clone(), target, req)
-    })
-    .await
+async fn direct_read(
+    state: AppState,
+    req: Request,
+    target: crate::resources::Target,
+) -> Result<Response, Infallible> {
+    let handler = |req| crate::resources::read_item(state.clone(), target, req);
+    Ok(before_handler(&state, req, handler).await)
 }
 
-async fn authenticate<F, Fut>(state: &AppState, mut req: Request, next: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
+/// Who is calling: the bearer token or the connection's client certificate. The request
+/// goes on with the user in its extensions and without its `Authorization` header; `Err` is
+/// the 401 (or the ServiceAccount lookup's error).
+///
+/// Synchronous for every credential but a ServiceAccount token, whose ServiceAccount is
+/// looked up in storage in a boxed future of its own.
+async fn authenticate(state: &AppState, mut req: Request) -> Result<Request, ApiError> {
     let peer = req.extensions().get::<PeerUser>().and_then(|p| p.0.clone());
     let user = match state.authn.authenticate(req.headers(), peer.as_ref()) {
         Ok(Credential::User(user)) => user,
         Ok(Credential::ServiceAccount(token)) => {
-            match crate::tokens::service_account_user(state, &token).await {
-                Ok(user) => user,
-                Err(e) => return e.into_response(),
-            }
+            let lookup = async move { crate::tokens::service_account_user(state, &token).await };
+            Arc::new(Box::pin(lookup).await?)
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return Err(e),
     };
     req.headers_mut().remove(AUTHORIZATION);
-    // Copied only when the line below will be written.
-    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        (
-            req.method().clone(),
-            req.uri().path().to_owned(),
-            user.name.clone(),
-        )
-    });
     req.extensions_mut().insert(user);
-    let response = next(req).await;
-    if let Some((method, path, name)) = logged {
-        tracing::debug!(%method, %path, user = %name, status = response.status().as_u16(), "request");
-    }
-    response
+    Ok(req)
 }
 
 /// Loads (or generates) the ServiceAccount signing key and builds the issuer and verifier.
@@ -435,20 +493,6 @@ fn auditor(options: &AccessOptions) -> anyhow::Result<Option<Auditor>> {
     let log = coffer_audit::AuditLog::open(path)
         .with_context(|| format!("--audit-log-path {}", path.display()))?;
     Ok(Some(Auditor { log, policy }))
-}
-
-/// Answers custom objects in the version the request's path names (`kinds::custom`). Only
-/// `/apis/` paths name one; the core group has no custom kinds, so its requests skip it.
-async fn served_version<F, Fut>(req: Request, next: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    let Some(rest) = req.uri().path().strip_prefix("/apis/") else {
-        return next(req).await;
-    };
-    let version = rest.split('/').nth(1).unwrap_or_default().to_owned();
-    crate::kinds::served_version(version, next(req)).await
 }
 
 fn tls_config(

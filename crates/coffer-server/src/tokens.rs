@@ -215,7 +215,7 @@ async fn review_token(
             || state.service_accounts.api_audiences.clone(),
             <[String]>::to_vec,
         );
-        return Ok((user.clone(), audiences));
+        return Ok((UserInfo::clone(user), audiences));
     }
     let verified = state
         .service_accounts
