@@ -343,7 +343,7 @@ fn main() {
         let collection = format!("{base}/api/v1/namespaces/bulk/secrets");
         curl("POST", &format!("{base}/api/v1/namespaces"), Some(r#"{"metadata":{"name":"bulk"}}"#));
         let mut created = 0;
-        for round in 0..20 {
+        for round in 0..60 {
             // Names are unique per round and wrk thread: `s-<round>-<thread>-<n>`.
             let script = dir.path().join(format!("post-{round}.lua"));
             std::fs::write(
@@ -365,7 +365,7 @@ end
                 ),
             )
             .expect("lua");
-            wrk(&["-t2", "-c16", "-d3s"], &collection, &token, Some(&script));
+            wrk(&["-t2", "-c16", "-d1s"], &collection, &token, Some(&script));
             created = count_hint(&curl("GET", &collection, None));
             if created >= LIST_SIZE {
                 break;

@@ -66,7 +66,11 @@ impl AppState {
     /// from the object cache when it holds this revision (`cache.rs`).
     pub async fn encoded<K: ApiKind>(&self, kv: &KeyValue) -> ApiResult<Bytes> {
         let transformer = self.transformer::<K>();
-        let variant = Variant::new(kv.mod_revision.get(), K::served_api_version(), &transformer);
+        let variant = Variant::new(
+            kv.mod_revision.get(),
+            K::served_api_version().into_owned(),
+            &transformer,
+        );
         if let Some(body) = self.objects.get(&kv.key, &variant) {
             return Ok(body);
         }

@@ -306,12 +306,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
         }
         let req = req.map(axum::body::Body::new);
         match crate::resources::item_read_target(&req) {
-            Some(target) => Either::Left({
-                let f = direct_read(self.state.clone(), req, target);
-                static ONCE: std::sync::Once = std::sync::Once::new();
-                ONCE.call_once(|| eprintln!("SIZE direct {}", std::mem::size_of_val(&f)));
-                Box::pin(f)
-            }),
+            Some(target) => Either::Left(Box::pin(direct_read(self.state.clone(), req, target))),
             None => Either::Right(self.app.clone().oneshot(req)),
         }
     }

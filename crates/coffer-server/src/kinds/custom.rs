@@ -8,6 +8,7 @@
 //! with no conversion between them (the fields are the same), an object is answered in the
 //! stored version whichever path it was read through.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use coffer_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -153,10 +154,12 @@ impl<D: CustomDef> ApiKind for Custom<D> {
     const RESOURCE: &'static str = D::RESOURCE;
     const API_GROUP: &'static str = D::GROUP;
 
-    fn served_api_version() -> String {
+    fn served_api_version() -> Cow<'static, str> {
         match current_served_version() {
-            Some(v) if D::ALSO_SERVED.contains(&v.as_str()) => format!("{}/{v}", D::GROUP),
-            _ => D::API_VERSION.to_owned(),
+            Some(v) if D::ALSO_SERVED.contains(&v.as_str()) => {
+                Cow::Owned(format!("{}/{v}", D::GROUP))
+            }
+            _ => Cow::Borrowed(D::API_VERSION),
         }
     }
 

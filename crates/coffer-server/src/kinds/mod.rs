@@ -1,6 +1,7 @@
 //! The kinds Coffer serves and what is special about each: defaults, validation, table
 //! columns and selectable fields. Everything else is shared (`registry.rs`, `resources.rs`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use coffer_api::CodecError;
@@ -57,8 +58,10 @@ pub trait ApiKind:
 
     /// The apiVersion of this request's answers (a custom kind read through another served
     /// version answers in that version).
-    fn served_api_version() -> String {
-        Self::api_version().to_owned()
+    /// Borrowed for every kind but a custom one read through another version, so a GET
+    /// allocates nothing for it.
+    fn served_api_version() -> Cow<'static, str> {
+        Cow::Borrowed(Self::api_version())
     }
 
     /// Whether a body may carry this `apiVersion` (other served versions of the group).

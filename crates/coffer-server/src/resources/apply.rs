@@ -299,7 +299,7 @@ fn apply_error<K: ApiKind>(e: ApplyError, namespace: Option<&str>, name: &str) -
         ApplyError::Schema(e) => {
             let gv = K::served_api_version();
             let gv = if gv.contains('/') {
-                gv
+                gv.into_owned()
             } else {
                 format!("/{gv}")
             };
