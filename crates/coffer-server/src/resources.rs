@@ -380,7 +380,7 @@ async fn collection_delete(
 
 /// The target of a request the item GET route would take (`GET .../{resource}/{name}`), for
 /// the server's direct dispatch of that route (`server::direct_read`).
-pub fn item_read_target(req: &axum::extract::Request) -> Option<Target> {
+pub fn item_read_target<B>(req: &axum::http::Request<B>) -> Option<Target> {
     if req.method() != axum::http::Method::GET {
         return None;
     }

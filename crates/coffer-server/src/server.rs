@@ -304,10 +304,13 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
         if self.peer.0.is_some() {
             req.extensions_mut().insert(self.peer.clone());
         }
-        let req = req.map(axum::body::Body::new);
         match crate::resources::item_read_target(&req) {
-            Some(target) => Either::Left(Box::pin(direct_read(self.state.clone(), req, target))),
-            None => Either::Right(self.app.clone().oneshot(req)),
+            // A GET reads no body: an empty one is not even boxed.
+            Some(target) => {
+                let req = req.map(|_| axum::body::Body::empty());
+                Either::Left(Box::pin(direct_read(self.state.clone(), req, target)))
+            }
+            None => Either::Right(self.app.clone().oneshot(req.map(axum::body::Body::new))),
         }
     }
 }
