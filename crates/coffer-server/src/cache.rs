@@ -58,8 +58,13 @@ impl Variant {
 
     fn matches(&self, other: &Variant) -> bool {
         self.revision == other.revision
-            && self.api_version == other.api_version
-            && Weak::ptr_eq(&self.transformers, &other.transformers)
+            && self.made_by(&other.api_version, other.transformers.as_ptr())
+    }
+
+    /// Whether the body is in `api_version` and was decrypted by `transformers` (at any
+    /// revision).
+    fn made_by(&self, api_version: &str, transformers: *const PrefixTransformers) -> bool {
+        self.api_version == api_version && std::ptr::eq(self.transformers.as_ptr(), transformers)
     }
 }
 
@@ -113,18 +118,8 @@ impl ObjectCache {
 
     /// The body stored for `key` made from exactly `variant`.
     pub fn get(&self, key: &[u8], variant: &Variant) -> Option<Bytes> {
-        if !self.enabled() {
-            return None;
-        }
-        let mut lru = self.lock();
-        let lru = &mut *lru;
-        let entry = lru.entries.get(key)?;
-        if !entry.variant.matches(variant) {
-            return None;
-        }
-        let body = entry.body.clone();
-        lru.touch(key);
-        Some(body)
+        self.find(key, |held| held.matches(variant))
+            .map(|(_, body)| body)
     }
 
     /// The revision and body held for `key` in `api_version`, decrypted by `transformers`:
@@ -136,19 +131,22 @@ impl ObjectCache {
         api_version: &str,
         transformers: &Arc<PrefixTransformers>,
     ) -> Option<(u64, Bytes)> {
+        self.find(key, |held| {
+            held.made_by(api_version, Arc::as_ptr(transformers))
+        })
+    }
+
+    /// The revision and body held for `key` when `accept` takes its variant, marking it used.
+    fn find(&self, key: &[u8], accept: impl FnOnce(&Variant) -> bool) -> Option<(u64, Bytes)> {
         if !self.enabled() {
             return None;
         }
         let mut lru = self.lock();
-        let lru = &mut *lru;
         let entry = lru.entries.get(key)?;
-        let variant = &entry.variant;
-        if variant.api_version != api_version
-            || !std::ptr::eq(variant.transformers.as_ptr(), Arc::as_ptr(transformers))
-        {
+        if !accept(&entry.variant) {
             return None;
         }
-        let found = (variant.revision, entry.body.clone());
+        let found = (entry.variant.revision, entry.body.clone());
         lru.touch(key);
         Some(found)
     }

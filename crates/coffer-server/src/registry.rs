@@ -7,6 +7,8 @@
 //! the revision. The plaintext lives only in zeroizing buffers. `resourceVersion` is the
 //! storage revision.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use coffer_api::prepare_for_storage;
 use coffer_encryption::{PrefixTransformers, ReadTransformer, Transformer};
@@ -52,7 +54,7 @@ impl AppState {
         self.layout.collection_key(K::RESOURCE, namespace)
     }
 
-    fn transformer<K: ApiKind>(&self) -> std::sync::Arc<coffer_encryption::PrefixTransformers> {
+    fn transformer<K: ApiKind>(&self) -> Arc<PrefixTransformers> {
         let (group, resource) = K::ENCRYPTED_AS;
         self.transformers.for_resource(group, resource)
     }
@@ -65,16 +67,22 @@ impl AppState {
     /// The JSON a GET of this stored value answers (plain JSON in the request's apiVersion),
     /// from the object cache when it holds this revision (`cache.rs`).
     pub async fn encoded<K: ApiKind>(&self, kv: &KeyValue) -> ApiResult<Bytes> {
-        let transformer = self.transformer::<K>();
-        let variant = Variant::new(
-            kv.mod_revision.get(),
-            K::served_api_version().into_owned(),
-            &transformer,
-        );
+        self.encoded_as::<K>(kv, &K::served_api_version(), &self.transformer::<K>())
+            .await
+    }
+
+    /// [`AppState::encoded`] in `api_version`, decrypted by `transformer`.
+    async fn encoded_as<K: ApiKind>(
+        &self,
+        kv: &KeyValue,
+        api_version: &str,
+        transformer: &Arc<PrefixTransformers>,
+    ) -> ApiResult<Bytes> {
+        let variant = Variant::new(kv.mod_revision.get(), api_version.to_owned(), transformer);
         if let Some(body) = self.objects.get(&kv.key, &variant) {
             return Ok(body);
         }
-        let obj: K = decode_with(&transformer, kv).await?;
+        let obj: K = decode_with(transformer, kv).await?;
         // Sized so that serialising rarely reallocates (a reallocation leaves a copy behind).
         let mut json = Vec::with_capacity(kv.value.len() * 2 + 256);
         serde_json::to_writer(&mut json, &obj).map_err(ApiError::internal)?;
@@ -88,12 +96,9 @@ impl AppState {
         name: &str,
     ) -> ApiResult<Bytes> {
         let key = self.key_of::<K>(namespace, name);
-        let transformer = self.transformer::<K>();
+        let (api_version, transformer) = (K::served_api_version(), self.transformer::<K>());
         // With the body of a known revision cached, storage only confirms the revision.
-        let got = match self
-            .objects
-            .known(&key, &K::served_api_version(), &transformer)
-        {
+        let got = match self.objects.known(&key, &api_version, &transformer) {
             Some((revision, body)) => {
                 match self.store.get_unless(&key, Revision::new(revision)).await? {
                     Lookup::Unchanged => return Ok(body),
@@ -105,7 +110,7 @@ impl AppState {
         match got.kv {
             // Boxed: decryption (KMS may be remote) makes this future large, and a cached
             // revision never needs it; every GET's future would carry it otherwise.
-            Some(kv) => Box::pin(self.encoded::<K>(&kv)).await,
+            Some(kv) => Box::pin(self.encoded_as::<K>(&kv, &api_version, &transformer)).await,
             None => Err(ApiError::NotFound {
                 resource: K::group_resource(),
                 name: name.to_owned(),

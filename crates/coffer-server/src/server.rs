@@ -425,8 +425,7 @@ async fn authenticate(state: &AppState, mut req: Request) -> Result<Request, Api
     let user = match state.authn.authenticate(req.headers(), peer.as_ref()) {
         Ok(Credential::User(user)) => user,
         Ok(Credential::ServiceAccount(token)) => {
-            let lookup = async move { crate::tokens::service_account_user(state, &token).await };
-            Arc::new(Box::pin(lookup).await?)
+            Arc::new(Box::pin(crate::tokens::service_account_user(state, &token)).await?)
         }
         Err(e) => return Err(e),
     };

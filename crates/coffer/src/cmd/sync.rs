@@ -72,13 +72,8 @@ async fn controller_until_signal(args: Args) -> anyhow::Result<ExitCode> {
     let client = controller::connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(addr) = args.metrics_address {
-        let listener = bind_metrics(addr).await?;
-        eprintln!(
-            "coffer sync: metrics on http://{}/metrics",
-            listener.local_addr()?
-        );
-        tokio::spawn(serve_metrics(listener, metrics.clone(), stopped(stop_rx)));
+    if let Some(address) = args.metrics_address {
+        start_metrics("coffer sync: metrics", address, metrics.clone(), stop_rx).await?;
     }
     let options = ControllerOptions {
         namespace: c.namespace.clone(),
@@ -93,6 +88,20 @@ async fn controller_until_signal(args: Args) -> anyhow::Result<ExitCode> {
     controller::run(client, options, shutdown).await?;
     eprintln!("coffer sync: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `address`, says on stderr where `what` is served, and serves `metrics` there until
+/// `stop` says stop.
+async fn start_metrics(
+    what: &str,
+    address: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = bind_metrics(address).await?;
+    eprintln!("{what} on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(serve_metrics(listener, metrics, stopped(stop)));
+    Ok(())
 }
 
 /// Completes when `rx` says stop (or its sender is gone).
@@ -172,21 +181,16 @@ impl Builtin {
             match controller::connect(Some(kubeconfig), None).await {
                 Ok(client) => {
                     let options = ControllerOptions::default();
-                    if let Some(address) = args.sync_metrics_address {
-                        match bind_metrics(address).await {
-                            Ok(listener) => {
-                                if let Ok(bound) = listener.local_addr() {
-                                    eprintln!("coffer: sync metrics on http://{bound}/metrics");
-                                }
-                                let stop = stopped(rx.clone());
-                                tokio::spawn(serve_metrics(
-                                    listener,
-                                    options.metrics.clone(),
-                                    stop,
-                                ));
-                            }
-                            Err(e) => tracing::error!(error = %e, "sync metrics are not served"),
-                        }
+                    if let Some(address) = args.sync_metrics_address
+                        && let Err(e) = start_metrics(
+                            "coffer: sync metrics",
+                            address,
+                            options.metrics.clone(),
+                            rx.clone(),
+                        )
+                        .await
+                    {
+                        tracing::error!(error = %e, "sync metrics are not served");
                     }
                     Some(tokio::spawn(async move {
                         if let Err(e) = controller::run(client, options, stopped(rx)).await {
